@@ -1,0 +1,129 @@
+"""The composition root: builds every component from Settings and serves them.
+
+Nothing else constructs services or holds process-wide state; tests and the CLI start
+Corral through `serve` exactly as users do.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import sys
+
+import uvicorn
+
+from corral.config import Settings
+from corral.control.functions import FunctionService
+from corral.fleet.environment import FleetContext
+from corral.fleet.pool import Fleet
+from corral.fleet.runtimes import RuntimeCatalogue
+from corral.fleet.sandbox.process import ProcessSandbox
+from corral.http.app import RootApp
+from corral.http.corral_api import CorralApi
+from corral.http.lambda_api import LambdaApi
+from corral.http.service_model import ServiceModel
+from corral.invoke.background import Supervisor
+from corral.invoke.service import InvokeService
+from corral.model.arn import Scope
+from corral.model.validation import InputValidator
+from corral.store.blobs import CodeStore
+from corral.store.db import Database
+from corral.telemetry.logs import FunctionLogs
+
+log = logging.getLogger("corral")
+
+SHUTDOWN_DRAIN_S = 30.0
+
+
+class Corral:
+    """Every component of one server, wired together."""
+
+    def __init__(self, settings: Settings, ready_url: str) -> None:
+        self.settings = settings
+        self.ready_url = ready_url
+        data = settings.data_dir
+        data.mkdir(parents=True, exist_ok=True)
+        self.scope = Scope(settings.region, settings.account)
+        self.db = Database.sqlite(data / "corral.db")
+        self.code = CodeStore(data / "code")
+        self.logs = FunctionLogs(data / "logs")
+        if settings.sandbox != "process":
+            raise SystemExit(f"unknown sandbox backend {settings.sandbox!r}: use 'process'")
+        self.sandbox = ProcessSandbox(data / "run")
+        self.runtimes = RuntimeCatalogue()
+        self.fleet = Fleet(
+            FleetContext(self.sandbox, self.runtimes, self.logs, self.scope), settings.keep_alive_s
+        )
+        self.functions = FunctionService(self.db, self.code, self.fleet, self.runtimes, self.scope)
+        self.background = Supervisor()
+        self.invoker = InvokeService(
+            self.functions, self.fleet, self.scope, settings.concurrency_limit, self.background
+        )
+        model = ServiceModel.load()
+        self.app = RootApp(
+            LambdaApi(
+                model, InputValidator(model.shapes), self.functions, self.invoker, self.scope
+            ),
+            CorralApi(self.functions, self.fleet, self.logs, self.runtimes),
+            self.startup,
+            self.shutdown,
+        )
+
+    async def startup(self) -> None:
+        stale = self.sandbox.cleanup_stale()
+        if stale:
+            log.warning("killed %d runtime(s) left behind by an earlier server", stale)
+        print(
+            f"corral listening on {self.ready_url} "
+            f"(data: {self.settings.data_dir}, sandbox: {self.sandbox.name})",
+            flush=True,
+        )
+
+    async def shutdown(self) -> None:
+        await self.background.drain(SHUTDOWN_DRAIN_S)
+        await self.fleet.shutdown()
+        self.logs.close()
+        self.db.close()
+        log.info("corral stopped")
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(1024)
+    return sock
+
+
+def serve(settings: Settings) -> int:
+    """Run a server until SIGTERM/SIGINT. Returns the process exit code."""
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    problem = settings.bind_problem()
+    if problem:
+        print(f"corral: {problem}", file=sys.stderr)
+        return 2
+    try:
+        sock = _listen(settings.host, settings.port)
+    except OSError as exc:
+        print(f"corral: cannot listen on {settings.host}:{settings.port}: {exc}", file=sys.stderr)
+        return 1
+    host, port = sock.getsockname()[:2]
+    shown = f"[{host}]" if ":" in host else host
+    corral = Corral(settings, f"http://{shown}:{port}")
+    config = uvicorn.Config(
+        corral.app,
+        loop="uvloop",
+        http="httptools",
+        lifespan="on",
+        log_level="warning",
+        access_log=False,
+        server_header=False,
+        date_header=False,
+        timeout_keep_alive=75,
+    )
+    server = uvicorn.Server(config)
+    server.run(sockets=[sock])
+    return 0

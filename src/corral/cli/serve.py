@@ -1,0 +1,37 @@
+"""`corral serve`: run the platform in the foreground."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from corral.cli import app
+from corral.config import Settings
+
+
+@app.command()
+def serve(
+    host: str = typer.Option("127.0.0.1", help="Address to bind (loopback unless auth is set)."),
+    port: int = typer.Option(9000, help="Port to bind; 0 picks a free one."),
+    data_dir: Path = typer.Option(Path(".corral"), help="Where functions, code and logs live."),
+    keep_alive: float = typer.Option(300.0, help="Seconds an idle environment is kept warm."),
+    concurrency_limit: int = typer.Option(1000, help="Account concurrency limit."),
+    sandbox: str = typer.Option("process", help="Sandbox backend: process."),
+    region: str = typer.Option("us-east-1", help="Region named in ARNs."),
+    account: str = typer.Option("000000000000", help="Account id named in ARNs."),
+) -> None:
+    """Start Corral and serve until SIGTERM or Ctrl-C."""
+    settings = Settings(
+        host=host,
+        port=port,
+        data_dir=data_dir,
+        region=region,
+        account=account,
+        keep_alive_s=keep_alive,
+        concurrency_limit=concurrency_limit,
+        sandbox=sandbox,
+    )
+    from corral.app import serve as run
+
+    raise typer.Exit(run(settings))

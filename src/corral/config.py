@@ -1,0 +1,37 @@
+"""Settings of one Corral server, from command-line options (and CORRAL_* variables)."""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+from pathlib import Path
+
+from corral.model import limits
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 9000
+    data_dir: Path = Path(".corral")
+    region: str = "us-east-1"
+    account: str = "000000000000"
+    keep_alive_s: float = 300.0
+    concurrency_limit: int = limits.ACCOUNT_CONCURRENCY_DEFAULT
+    sandbox: str = "process"
+    auth_configured: bool = False  # no authentication exists yet: non-loopback binds refused
+
+    def bind_problem(self) -> str | None:
+        """Why this host may not be bound, or None if it may."""
+        if self.host == "localhost":
+            return None
+        try:
+            loopback = ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            loopback = False
+        if loopback or self.auth_configured:
+            return None
+        return (
+            f"refusing to listen on {self.host}: it is not a loopback address and no "
+            "authentication is configured (Corral does not implement authentication yet)"
+        )

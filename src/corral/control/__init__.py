@@ -1,0 +1,1 @@
+"""The configuration plane: functions (and later versions, aliases, policies, concurrency)."""

@@ -1,0 +1,345 @@
+"""Functions: create, read, update, delete; the source of truth the data plane reads.
+
+Configurations are cached in memory after the first read, so the invoke path never touches
+the database; every write goes to the database first, then replaces the cached entry and
+retires the function's environments (running invocations finish on the old code).
+Inputs arrive already checked against the service model by `corral.http`; this module
+adds Lambda's semantic rules (InvalidParameterValueException) and the RevisionId
+precondition.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import contextlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import orjson
+from sqlalchemy.exc import IntegrityError
+
+from corral.fleet.pool import Fleet
+from corral.fleet.runtimes import RuntimeCatalogue
+from corral.model import limits
+from corral.model.arn import LATEST, Scope
+from corral.model.errors import (
+    InvalidParameterValueException,
+    InvalidRequestContentException,
+    PreconditionFailedException,
+    ResourceConflictException,
+    ResourceNotFoundException,
+)
+from corral.model.function import (
+    CUSTOM_RUNTIMES,
+    FunctionConfig,
+    lambda_timestamp,
+    new_revision_id,
+)
+from corral.store.blobs import CodeArtifact, CodeStore
+from corral.store.db import Database
+
+RESERVED_ENVIRONMENT_KEYS = frozenset(
+    {
+        "_HANDLER",
+        "_X_AMZN_TRACE_ID",
+        "AWS_DEFAULT_REGION",
+        "AWS_REGION",
+        "AWS_EXECUTION_ENV",
+        "AWS_LAMBDA_FUNCTION_NAME",
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+        "AWS_LAMBDA_FUNCTION_VERSION",
+        "AWS_LAMBDA_INITIALIZATION_TYPE",
+        "AWS_LAMBDA_LOG_GROUP_NAME",
+        "AWS_LAMBDA_LOG_STREAM_NAME",
+        "AWS_ACCESS_KEY",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_LAMBDA_RUNTIME_API",
+        "LAMBDA_TASK_ROOT",
+        "LAMBDA_RUNTIME_DIR",
+    }
+)
+
+# Members of Create/UpdateFunction* that Corral cannot honour yet: refused, never ignored.
+_UNSUPPORTED = {
+    "Layers": "layers",
+    "VpcConfig": "VPC configuration",
+    "FileSystemConfigs": "file systems (EFS)",
+    "ImageConfig": "container images",
+    "CodeSigningConfigArn": "code signing",
+    "CapacityProviderConfig": "capacity providers",
+    "DurableConfig": "durable functions",
+    "TenancyConfig": "tenant isolation",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class FunctionPage:
+    functions: list[FunctionConfig]
+    next_marker: str | None
+
+
+class FunctionService:
+    def __init__(
+        self,
+        db: Database,
+        code: CodeStore,
+        fleet: Fleet,
+        runtimes: RuntimeCatalogue,
+        scope: Scope,
+    ) -> None:
+        self.db = db
+        self.code = code
+        self.fleet = fleet
+        self.runtimes = runtimes
+        self.scope = scope
+        self._cache: dict[str, FunctionConfig] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    # ---- reads ------------------------------------------------------------------
+
+    def get(self, name: str) -> FunctionConfig:
+        """The $LATEST configuration. Raises ResourceNotFoundException. Never waits."""
+        config = self._cache.get(name)
+        if config is None:
+            record = self.db.get_function(name)
+            if record is None:
+                raise ResourceNotFoundException(
+                    f"Function not found: {self.scope.function_arn(name)}"
+                )
+            config = self._cache[name] = FunctionConfig.from_record(record)
+        return config
+
+    def get_version(self, name: str, qualifier: str | None) -> FunctionConfig:
+        """The configuration a qualifier names; only $LATEST exists until versions land."""
+        config = self.get(name)
+        if qualifier not in (None, LATEST):
+            raise ResourceNotFoundException(
+                f"Function not found: {self.scope.function_arn(name, qualifier)}"
+            )
+        return config
+
+    def code_dir(self, config: FunctionConfig) -> Path:
+        return self.code.unpacked_path(config.code_hexdigest)
+
+    def tags(self, name: str) -> dict[str, str]:
+        self.get(name)
+        return self.db.get_tags(name)
+
+    def list(self, marker: str | None, max_items: int | None) -> FunctionPage:
+        """A page in name order; the marker is the last name of the previous page."""
+        limit = min(max_items or limits.LIST_MAX_ITEMS, limits.LIST_MAX_ITEMS)
+        records = self.db.list_functions(marker, limit + 1)
+        page = [FunctionConfig.from_record(r) for r in records[:limit]]
+        next_marker = page[-1].name if len(records) > limit else None
+        return FunctionPage(page, next_marker)
+
+    # ---- writes -----------------------------------------------------------------
+
+    async def create(self, params: dict) -> FunctionConfig:
+        name = params["FunctionName"]
+        name = name.rsplit(":", 1)[-1] if ":" in name else name
+        self._refuse_unsupported(params)
+        if params.get("Publish"):
+            raise InvalidParameterValueException("Corral does not publish versions yet.")
+        if params.get("PackageType", "Zip") != "Zip":
+            raise InvalidParameterValueException("Corral runs .zip file archives only.")
+        runtime, handler = params.get("Runtime"), params.get("Handler")
+        if not runtime or (not handler and runtime not in CUSTOM_RUNTIMES):
+            raise InvalidParameterValueException(
+                "Runtime and Handler are mandatory parameters for functions created with "
+                "deployment packages."
+            )
+        self._check_runtime(runtime)
+        environment = self._environment(params.get("Environment"))
+        if name in self._cache or self.db.get_function(name) is not None:
+            raise ResourceConflictException(f"Function already exist: {name}")
+        artifact = await self._ingest(params.get("Code") or {})
+        config = FunctionConfig(
+            name=name,
+            role=params["Role"],
+            runtime=runtime,
+            handler=handler or "",
+            code_sha256=artifact.sha256,
+            code_hexdigest=artifact.hexdigest,
+            code_size=artifact.size_bytes,
+            environment=environment,
+            last_modified=lambda_timestamp(),
+            revision_id=new_revision_id(),
+            **self._optional_settings(params),
+        )
+        try:
+            self.db.insert_function(config.to_record(), params.get("Tags") or {})
+        except IntegrityError:
+            raise ResourceConflictException(f"Function already exist: {name}") from None
+        self._cache[name] = config
+        return config
+
+    async def update_code(self, name: str, params: dict) -> FunctionConfig:
+        self._refuse_unsupported(params)
+        if params.get("Publish"):
+            raise InvalidParameterValueException("Corral does not publish versions yet.")
+        async with self._lock(name):
+            current = self.get(name)
+            self._check_revision(current, params.get("RevisionId"))
+            artifact = await self._ingest(params)
+            changes: dict = {
+                "code_sha256": artifact.sha256,
+                "code_hexdigest": artifact.hexdigest,
+                "code_size": artifact.size_bytes,
+            }
+            if params.get("Architectures"):
+                changes["architectures"] = tuple(params["Architectures"])
+            if params.get("DryRun"):
+                return current.replace(**changes, revision_id=current.revision_id)
+            return self._save(current, current.replace(**changes))
+
+    async def update_configuration(self, name: str, params: dict) -> FunctionConfig:
+        self._refuse_unsupported(params)
+        async with self._lock(name):
+            current = self.get(name)
+            self._check_revision(current, params.get("RevisionId"))
+            changes = self._optional_settings(params)
+            if "Role" in params:
+                changes["role"] = params["Role"]
+            if "Handler" in params:
+                changes["handler"] = params["Handler"]
+            if "Runtime" in params:
+                self._check_runtime(params["Runtime"])
+                changes["runtime"] = params["Runtime"]
+            if "Environment" in params:
+                changes["environment"] = self._environment(params["Environment"])
+            return self._save(current, current.replace(**changes))
+
+    def delete(self, name: str, qualifier: str | None = None) -> None:
+        config = self.get(name)
+        if qualifier not in (None, LATEST):
+            raise ResourceNotFoundException(
+                f"Function not found: {self.scope.function_arn(name, qualifier)}"
+            )
+        if qualifier == LATEST:
+            raise InvalidParameterValueException(
+                "$LATEST version cannot be deleted without deleting the function."
+            )
+        self.db.delete_function(name)
+        self._cache.pop(name, None)
+        self._locks.pop(name, None)
+        self.fleet.retire(name)
+        self._discard_code_if_unused(config.code_hexdigest)
+
+    # ---- helpers ----------------------------------------------------------------
+
+    def _save(self, old: FunctionConfig, new: FunctionConfig) -> FunctionConfig:
+        self.db.update_function(new.to_record())
+        self._cache[new.name] = new
+        self.fleet.retire(new.name)
+        if old.code_hexdigest != new.code_hexdigest:
+            self._discard_code_if_unused(old.code_hexdigest)
+        return new
+
+    def _discard_code_if_unused(self, hexdigest: str) -> None:
+        if not self.db.code_in_use(hexdigest):
+            with contextlib.suppress(OSError):
+                self.code.discard(hexdigest)
+
+    def _lock(self, name: str) -> asyncio.Lock:
+        lock = self._locks.get(name)
+        if lock is None:
+            lock = self._locks[name] = asyncio.Lock()
+        return lock
+
+    @staticmethod
+    def _check_revision(config: FunctionConfig, revision_id: str | None) -> None:
+        if revision_id is not None and revision_id != config.revision_id:
+            raise PreconditionFailedException(
+                "The Revision Id provided does not match the latest Revision Id. "
+                "Call the GetFunction/GetAlias API to retrieve the latest Revision Id"
+            )
+
+    def _check_runtime(self, runtime: str) -> None:
+        if not self.runtimes.available(runtime):
+            supported = ", ".join(sorted(self.runtimes.describe()))
+            raise InvalidParameterValueException(
+                f"The runtime parameter of {runtime} is not supported by this Corral host. "
+                f"Supported runtimes: {supported}"
+            )
+
+    @staticmethod
+    def _refuse_unsupported(params: dict) -> None:
+        for member, what in _UNSUPPORTED.items():
+            value = params.get(member)
+            if value and value != {"SubnetIds": [], "SecurityGroupIds": []}:
+                raise InvalidParameterValueException(f"Corral does not support {what} yet.")
+        code = params.get("Code") or params
+        if code.get("S3Bucket") or code.get("S3Key") or code.get("S3ObjectVersion"):
+            raise InvalidParameterValueException(
+                "Corral does not fetch code from S3 (Code.S3Bucket/S3Key): "
+                "send the .zip file as ZipFile."
+            )
+        if code.get("ImageUri"):
+            raise InvalidParameterValueException("Corral runs .zip file archives only.")
+
+    @staticmethod
+    def _environment(environment: dict | None) -> dict[str, str]:
+        variables = dict((environment or {}).get("Variables") or {})
+        reserved = sorted(RESERVED_ENVIRONMENT_KEYS.intersection(variables))
+        if reserved:
+            raise InvalidParameterValueException(
+                "Lambda was unable to configure your environment variables because the "
+                "environment variables you have provided contains reserved keys that are "
+                "currently not supported for modification. Reserved keys used in this "
+                f"request: {', '.join(reserved)}"
+            )
+        measured = orjson.dumps(variables).decode()
+        if len(measured.encode()) > limits.ENVIRONMENT_MAX_BYTES:
+            raise InvalidParameterValueException(
+                "Lambda was unable to configure your environment variables because the "
+                "environment variables you have provided exceeded the 4KB limit. "
+                f"String measured: {measured}"
+            )
+        return variables
+
+    @staticmethod
+    def _optional_settings(params: dict) -> dict:
+        """FunctionConfig fields from the members both Create and UpdateConfiguration take."""
+        settings: dict = {}
+        simple = {"Description": "description", "Timeout": "timeout_s", "MemorySize": "memory_mb"}
+        for member, field_name in simple.items():
+            if member in params:
+                settings[field_name] = params[member]
+        if "EphemeralStorage" in params:
+            settings["ephemeral_storage_mb"] = params["EphemeralStorage"]["Size"]
+        if "Architectures" in params:
+            settings["architectures"] = tuple(params["Architectures"])
+        if "TracingConfig" in params:
+            settings["tracing_mode"] = params["TracingConfig"].get("Mode") or "PassThrough"
+        if "DeadLetterConfig" in params:
+            settings["dead_letter_target_arn"] = params["DeadLetterConfig"].get("TargetArn")
+        if "KMSKeyArn" in params:
+            settings["kms_key_arn"] = params["KMSKeyArn"] or None
+        if "LoggingConfig" in params:
+            logging_config = params["LoggingConfig"]
+            settings["log_format"] = logging_config.get("LogFormat", "Text")
+            settings["log_group"] = logging_config.get("LogGroup", "")
+            settings["application_log_level"] = logging_config.get("ApplicationLogLevel")
+            settings["system_log_level"] = logging_config.get("SystemLogLevel")
+        snap_start = params.get("SnapStart") or {}
+        if snap_start.get("ApplyOn", "None") != "None":
+            raise InvalidParameterValueException("Corral does not support SnapStart yet.")
+        return settings
+
+    async def _ingest(self, code: dict) -> CodeArtifact:
+        encoded = code.get("ZipFile")
+        if not encoded:
+            raise InvalidParameterValueException("Please provide a source for function code.")
+        try:
+            zip_bytes = base64.b64decode(encoded, validate=True)
+        except (binascii.Error, ValueError, TypeError):
+            raise InvalidRequestContentException(
+                "Could not parse request body into json: ZipFile is not valid base64"
+            ) from None
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(None, self.code.ingest, zip_bytes)

@@ -1,0 +1,1 @@
+"""Execution environments: sandboxes running runtimes, pooled per function revision."""

@@ -1,0 +1,412 @@
+"""One execution environment: a sandboxed runtime serving one invocation at a time.
+
+Life: STARTING (spawned, no /next yet) -> IDLE <-> BUSY -> STOPPED. The environment owns
+its Runtime API listener, its runtime process, the timers that bound init and each
+invocation, and the log lines of the invocations it runs. It is driven by callbacks from
+the event loop (Runtime API requests, process output, process exit, timers); nothing here
+polls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import logging
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from corral.fleet.runtime_api import RuntimeApiConnection, RuntimeApiError, listening_socket
+from corral.fleet.runtimes import RuntimeCatalogue
+from corral.fleet.sandbox import Sandbox, SandboxProcess, SandboxSpec
+from corral.model import limits, report
+from corral.model.arn import Scope
+from corral.model.function import FunctionConfig
+from corral.model.invocation import (
+    UNHANDLED,
+    Invocation,
+    InvocationResult,
+    billed_ms,
+    describe_exit,
+    exit_error,
+    platform_error,
+    response_too_large_error,
+    timeout_error,
+)
+from corral.telemetry.logs import FunctionLogs
+
+log = logging.getLogger("corral.fleet")
+
+INIT_TIMEOUT_S = 10.0  # Lambda's limit on the init phase of on-demand environments
+MIB = 1024 * 1024
+
+
+class State(enum.Enum):
+    STARTING = "starting"
+    IDLE = "idle"
+    BUSY = "busy"
+    STOPPED = "stopped"
+
+
+@dataclass(frozen=True, slots=True)
+class FleetContext:
+    """What every environment needs from the outside, built once by the composition root."""
+
+    sandbox: Sandbox
+    runtimes: RuntimeCatalogue
+    logs: FunctionLogs
+    scope: Scope
+
+
+def _utc_stamp() -> str:
+    now = datetime.now(UTC)
+    return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
+
+
+class Environment:
+    """Created by a Pool; `start` it, then `invoke` one Invocation at a time."""
+
+    response_limit_bytes = limits.SYNC_RESPONSE_MAX_BYTES
+
+    def __init__(
+        self,
+        env_id: str,
+        config: FunctionConfig,
+        code_dir: Path,
+        ctx: FleetContext,
+        on_stopped: Callable[[Environment], None],
+    ) -> None:
+        self.id = env_id
+        self.config = config
+        self.code_dir = code_dir
+        self.ctx = ctx
+        self.state = State.STARTING
+        self.idle_since = 0.0
+        self.log_stream = time.strftime("%Y/%m/%d/", time.gmtime()) + f"[$LATEST]{env_id}"
+        self._on_stopped = on_stopped
+        self._loop = asyncio.get_running_loop()
+        self._process: SandboxProcess | None = None
+        self._server: asyncio.Server | None = None
+        self._parked: RuntimeApiConnection | None = None
+        self._pending: Invocation | None = None
+        self._current: Invocation | None = None
+        self._answered: str | None = None
+        self._future: asyncio.Future[InvocationResult] | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._started_at = 0.0
+        self._dispatched_at = 0.0
+        self._init_duration_ms: float | None = None
+        self._report_init = False
+        self._log_buf = bytearray()
+        self._stopped = asyncio.Event()
+
+    @property
+    def alive(self) -> bool:
+        return self.state is not State.STOPPED
+
+    # ---- life cycle ---------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Open the Runtime API listener and spawn the runtime.
+
+        Raises OSError if the runtime cannot be executed (the caller reports
+        Runtime.InvalidEntrypoint).
+        """
+        sock = listening_socket()
+        port = sock.getsockname()[1]
+        self._server = await self._loop.create_server(lambda: RuntimeApiConnection(self), sock=sock)
+        launch = self.ctx.runtimes.launch(self.config.runtime, self.code_dir)
+        spec = SandboxSpec(
+            env_id=self.id,
+            argv=launch.argv,
+            env=self._environment_variables(f"127.0.0.1:{port}"),
+            code_dir=self.code_dir,
+            memory_mb=self.config.memory_mb,
+            ephemeral_storage_mb=self.config.ephemeral_storage_mb,
+            address_space_limited=launch.address_space_limited,
+        )
+        self._started_at = time.perf_counter()
+        try:
+            self._process = self.ctx.sandbox.spawn(spec)
+        except OSError:
+            self._server.close()
+            self.state = State.STOPPED
+            self._stopped.set()
+            raise
+        self._loop.add_reader(self._process.output_fd, self._on_output)
+        self._loop.add_reader(self._process.exit_fd, self._on_exit)
+        self._timer = self._loop.call_later(INIT_TIMEOUT_S, self._on_init_timeout)
+
+    def _environment_variables(self, runtime_api: str) -> dict[str, str]:
+        c, scope = self.config, self.ctx.scope
+        env = {
+            "PATH": "/usr/local/bin:/usr/bin:/bin:/opt/bin",
+            "LANG": "en_US.UTF-8",
+            "TZ": ":UTC",
+            "LD_LIBRARY_PATH": "/lib64:/usr/lib64:/opt/lib",
+            **c.environment,
+            "_HANDLER": c.handler,
+            "LAMBDA_TASK_ROOT": str(self.code_dir),
+            "LAMBDA_RUNTIME_DIR": str(self.code_dir.parent),
+            "AWS_LAMBDA_RUNTIME_API": runtime_api,
+            "AWS_LAMBDA_FUNCTION_NAME": c.name,
+            "AWS_LAMBDA_FUNCTION_VERSION": c.version,
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(c.memory_mb),
+            "AWS_LAMBDA_LOG_GROUP_NAME": c.effective_log_group,
+            "AWS_LAMBDA_LOG_STREAM_NAME": self.log_stream,
+            "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
+            "AWS_REGION": scope.region,
+            "AWS_DEFAULT_REGION": scope.region,
+            "AWS_EXECUTION_ENV": f"AWS_Lambda_{c.runtime}",
+        }
+        return env
+
+    def stop(self) -> None:
+        """Kill the runtime and close the listener. Idempotent; never waits."""
+        if self.state is State.STOPPED:
+            return
+        self.state = State.STOPPED
+        if self._timer:
+            self._timer.cancel()
+            self._timer = None
+        if self._parked:
+            self._parked.close()
+            self._parked = None
+        if self._server:
+            self._server.close()
+        if self._process:
+            self._process.kill()
+            if self._process.poll() is not None:
+                self._release_process()
+        else:
+            self._stopped.set()
+        self._on_stopped(self)
+
+    async def wait_stopped(self) -> None:
+        await self._stopped.wait()
+
+    def _release_process(self) -> None:
+        process = self._process
+        if process is None or self._stopped.is_set():
+            return
+        self._drain_output()
+        with contextlib.suppress(ValueError, OSError):
+            self._loop.remove_reader(process.output_fd)
+        with contextlib.suppress(ValueError, OSError):
+            self._loop.remove_reader(process.exit_fd)
+        process.close()
+        self._stopped.set()
+
+    # ---- invocations --------------------------------------------------------------
+
+    def invoke(self, inv: Invocation) -> asyncio.Future[InvocationResult]:
+        """Run `inv` as soon as the runtime asks for work. One at a time: the pool ensures it."""
+        future: asyncio.Future[InvocationResult] = self._loop.create_future()
+        if self.state is State.STOPPED:
+            future.set_result(self._exit_result(inv, "Runtime exited without providing a reason"))
+            return future
+        self._pending = inv
+        self._future = future
+        if self._parked is not None:
+            self._dispatch()
+        return future
+
+    def _dispatch(self) -> None:
+        inv, conn = self._pending, self._parked
+        assert inv is not None and conn is not None
+        self._pending = None
+        self._parked = None
+        self._current = inv
+        self.state = State.BUSY
+        self._log_buf = bytearray(report.start_line(inv.request_id, self.config.version))
+        self._dispatched_at = time.perf_counter()
+        deadline_ms = int(time.time() * 1000) + inv.timeout_s * 1000
+        if not conn.send_invocation(inv, deadline_ms):
+            self._finish(self._exit_result(inv, "Runtime closed its connection"), status="error")
+            self.stop()
+            return
+        self._timer = self._loop.call_later(inv.timeout_s, self._on_timeout)
+
+    def _finish(self, result: InvocationResult, status: str | None = None) -> None:
+        inv, future = self._current or self._pending, self._future
+        self._current = self._pending = None
+        self._future = None
+        if self._timer:
+            self._timer.cancel()
+            self._timer = None
+        if inv is None or future is None:
+            return
+        self._answered = inv.request_id
+        self._drain_output()
+        buf = self._log_buf or bytearray(report.start_line(inv.request_id, self.config.version))
+        if not buf.endswith(b"\n"):
+            buf += b"\n"
+        duration_ms = (
+            (time.perf_counter() - self._dispatched_at) * 1000 if self._dispatched_at else 0.0
+        )
+        init_ms = None
+        if self._init_duration_ms is not None and not self._report_init:
+            init_ms = self._init_duration_ms
+            self._report_init = True
+        used_mb = math.ceil(self._process.max_memory_used_bytes() / MIB) if self._process else 0
+        buf += report.end_line(inv.request_id)
+        buf += report.report_line(
+            inv.request_id,
+            duration_ms,
+            billed_ms(duration_ms),
+            self.config.memory_mb,
+            used_mb,
+            init_ms,
+            status,
+        )
+        self.ctx.logs.append(self.config.name, bytes(buf))
+        tail = bytes(buf[-limits.LOG_TAIL_BYTES :]) if inv.want_tail else b""
+        self._log_buf = bytearray()
+        self._dispatched_at = 0.0
+        if self.state is State.BUSY:
+            self.state = State.IDLE
+        if not future.done():
+            future.set_result(
+                InvocationResult(
+                    payload=result.payload,
+                    function_error=result.function_error,
+                    log_tail=tail,
+                    duration_ms=duration_ms,
+                    init_duration_ms=init_ms,
+                )
+            )
+
+    def _exit_result(self, inv: Invocation, detail: str) -> InvocationResult:
+        return InvocationResult(exit_error(inv.request_id, detail), UNHANDLED)
+
+    # ---- Runtime API callbacks (RuntimeApiHandler) --------------------------------
+
+    def on_next(self, conn: RuntimeApiConnection) -> None:
+        if self.state is State.STOPPED:
+            conn.close()
+            return
+        if self._init_duration_ms is None:
+            self._init_duration_ms = (time.perf_counter() - self._started_at) * 1000
+            if self._timer:
+                self._timer.cancel()
+                self._timer = None
+            self.state = State.IDLE
+        self._parked = conn
+        if self._pending is not None:
+            self._dispatch()
+
+    def _check_id(self, request_id: str) -> None:
+        if self._current is not None and self._current.request_id == request_id:
+            return
+        if request_id == self._answered:
+            raise RuntimeApiError(
+                403,
+                "InvalidStateTransition",
+                f"Invocation {request_id} has already been answered",
+            )
+        raise RuntimeApiError(400, "InvalidRequestID", f"Invalid request ID: {request_id}")
+
+    def on_response(self, request_id: str, body: bytes) -> None:
+        self._check_id(request_id)
+        self._finish(InvocationResult(body))
+
+    def on_error(self, request_id: str, body: bytes, error_type: str) -> None:
+        self._check_id(request_id)
+        if not body:
+            body = platform_error(error_type, "")
+        self._finish(InvocationResult(body, UNHANDLED), status="error")
+
+    def on_response_too_large(self, request_id: str) -> None:
+        self._check_id(request_id)
+        limit = self.response_limit_bytes
+        self._finish(InvocationResult(response_too_large_error(limit), UNHANDLED), status="error")
+
+    def on_init_error(self, body: bytes, error_type: str) -> None:
+        if self._init_duration_ms is not None:
+            raise RuntimeApiError(403, "InvalidStateTransition", "Init has already completed")
+        init_ms = (time.perf_counter() - self._started_at) * 1000
+        self.ctx.logs.append(
+            self.config.name,
+            f"INIT_REPORT Init Duration: {init_ms:.2f} ms\tPhase: init\tStatus: error\t"
+            f"Error Type: {error_type}\n".encode(),
+        )
+        if self._pending is not None:
+            self._current = self._pending
+            result = InvocationResult(body or platform_error(error_type, ""), UNHANDLED)
+            self._finish(result, status="error")
+        self.stop()
+
+    # ---- loop callbacks -----------------------------------------------------------
+
+    def _on_output(self) -> None:
+        self._drain_output()
+
+    def _drain_output(self) -> None:
+        process = self._process
+        if process is None:
+            return
+        while True:
+            try:
+                data = os.read(process.output_fd, 65536)
+            except BlockingIOError:
+                return
+            except OSError:
+                data = b""
+            if not data:
+                with contextlib.suppress(ValueError, OSError):
+                    self._loop.remove_reader(process.output_fd)
+                return
+            if self._current is not None:
+                self._log_buf += data
+            else:
+                self.ctx.logs.append(self.config.name, data)
+
+    def _on_exit(self) -> None:
+        process = self._process
+        if process is None or process.poll() is None:
+            return
+        status = process.returncode
+        self._drain_output()
+        inv = self._current or self._pending
+        if inv is not None:
+            detail = (
+                describe_exit(status)
+                if self._current is not None
+                else "Runtime exited without providing a reason"
+            )
+            if self._current is None:
+                self._current = inv
+            self._finish(self._exit_result(inv, detail), status="error")
+        if self.state is not State.STOPPED:
+            log.info("environment %s of %s exited (%s)", self.id, self.config.name, status)
+            self.stop()
+        self._release_process()
+
+    def _on_timeout(self) -> None:
+        self._timer = None
+        inv = self._current
+        if inv is None:
+            return
+        self._drain_output()
+        self._log_buf += report.timeout_line(_utc_stamp(), inv.request_id, inv.timeout_s)
+        self._finish(
+            InvocationResult(timeout_error(inv.request_id, inv.timeout_s), UNHANDLED),
+            status="timeout",
+        )
+        self.stop()
+
+    def _on_init_timeout(self) -> None:
+        self._timer = None
+        inv = self._pending
+        if inv is not None:
+            self._current = inv
+            self._finish(
+                InvocationResult(timeout_error(inv.request_id, INIT_TIMEOUT_S), UNHANDLED),
+                status="timeout",
+            )
+        self.stop()

@@ -1,0 +1,79 @@
+"""Which host program runs each Lambda runtime, and the command line that starts it.
+
+Python runtimes run Corral's own bootstrap (`corral/runtimes/python/bootstrap.py`) on a
+host interpreter of the same minor version, called directly (never through a pyenv shim,
+which costs ~80 ms) and with `-S` (no site-packages: a function sees only its own code,
+and a polluted site costs ~25 ms per start). Custom runtimes (`provided*`) run the
+function's own executable `bootstrap`.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from corral.model.function import CUSTOM_RUNTIMES, PYTHON_RUNTIMES
+
+PYTHON_BOOTSTRAP = Path(__file__).resolve().parent.parent / "runtimes" / "python" / "bootstrap.py"
+
+
+@dataclass(frozen=True, slots=True)
+class RuntimeLaunch:
+    argv: tuple[str, ...]
+    address_space_limited: bool
+
+
+def _is_real_executable(path: str) -> bool:
+    """An executable that is not a shell-script shim."""
+    try:
+        with open(path, "rb") as f:
+            return f.read(2) != b"#!" and os.access(path, os.X_OK)
+    except OSError:
+        return False
+
+
+def find_python(version: str) -> str | None:
+    """A host interpreter for `version` ("3.12"), preferring the one running Corral."""
+    if f"{sys.version_info.major}.{sys.version_info.minor}" == version:
+        candidates = [os.path.join(sys.base_prefix, "bin", f"python{version}")]
+    else:
+        candidates = []
+    pyenv_root = os.environ.get("PYENV_ROOT", os.path.expanduser("~/.pyenv"))
+    candidates += sorted(
+        glob.glob(os.path.join(pyenv_root, "versions", f"{version}.*", "bin", f"python{version}")),
+        reverse=True,
+    )
+    candidates += [f"/usr/local/bin/python{version}", f"/usr/bin/python{version}"]
+    return next((c for c in candidates if _is_real_executable(c)), None)
+
+
+class RuntimeCatalogue:
+    """The runtimes this host can run, found once at start-up."""
+
+    def __init__(self) -> None:
+        self.interpreters: dict[str, str] = {}
+        for runtime in PYTHON_RUNTIMES:
+            found = find_python(runtime.removeprefix("python"))
+            if found:
+                self.interpreters[runtime] = found
+
+    def available(self, runtime: str) -> bool:
+        return runtime in self.interpreters or runtime in CUSTOM_RUNTIMES
+
+    def describe(self) -> dict[str, str]:
+        """runtime -> what runs it on this host."""
+        described = dict(self.interpreters)
+        for runtime in CUSTOM_RUNTIMES:
+            described[runtime] = "the function's executable 'bootstrap'"
+        return described
+
+    def launch(self, runtime: str, code_dir: Path) -> RuntimeLaunch:
+        if runtime in CUSTOM_RUNTIMES:
+            return RuntimeLaunch((str(code_dir / "bootstrap"),), address_space_limited=False)
+        interpreter = self.interpreters[runtime]
+        return RuntimeLaunch(
+            (interpreter, "-S", "-u", str(PYTHON_BOOTSTRAP)), address_space_limited=True
+        )

@@ -1,0 +1,1 @@
+"""HTTP surfaces: the Lambda REST API, the Runtime API, function URLs; translation only."""

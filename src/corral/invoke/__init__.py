@@ -1,0 +1,1 @@
+"""The data plane: synchronous and asynchronous invocation, throttling."""

@@ -1,0 +1,84 @@
+"""An invocation as the data plane sees it, its outcome, and the errors the platform makes.
+
+Platform-made function errors (timeouts, crashed runtimes, oversized responses) are built
+by `platform_error` alone, in the JSON shape Lambda returns for them.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import dataclass
+
+import orjson
+
+UNHANDLED = "Unhandled"
+
+
+@dataclass(slots=True)
+class Invocation:
+    """One request for one environment. Mutable only by the environment that runs it."""
+
+    request_id: str
+    payload: bytes
+    invoked_arn: str
+    timeout_s: int
+    trace_id: str
+    client_context: str | None = None  # JSON text, already base64-decoded
+    cognito_identity: str | None = None
+    want_tail: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class InvocationResult:
+    """What the caller gets: the payload bytes as the runtime sent them, untouched."""
+
+    payload: bytes
+    function_error: str | None = None
+    log_tail: bytes = b""
+    duration_ms: float = 0.0
+    init_duration_ms: float | None = None
+
+
+def new_trace_id(now_s: float | None = None) -> str:
+    """An X-Ray trace header (`Root=1-<8 hex time>-<24 hex>;Parent=<16 hex>;Sampled=0`)."""
+    epoch = int(now_s if now_s is not None else time.time())
+    rnd = os.urandom(20).hex()
+    return f"Root=1-{epoch:08x}-{rnd[:24]};Parent={rnd[24:]};Sampled=0"
+
+
+def billed_ms(duration_ms: float) -> int:
+    """Lambda bills in 1 ms steps, rounding up, and at least 1 ms."""
+    return max(1, math.ceil(duration_ms))
+
+
+def platform_error(error_type: str, message: str) -> bytes:
+    """The body of a function error the platform (not the function) produced."""
+    return orjson.dumps({"errorType": error_type, "errorMessage": message})
+
+
+def timeout_error(request_id: str, timeout_s: float) -> bytes:
+    return platform_error(
+        "Sandbox.Timedout",
+        f"RequestId: {request_id} Error: Task timed out after {timeout_s:.2f} seconds",
+    )
+
+
+def exit_error(request_id: str, detail: str) -> bytes:
+    return platform_error("Runtime.ExitError", f"RequestId: {request_id} Error: {detail}")
+
+
+def response_too_large_error(limit_bytes: int) -> bytes:
+    return platform_error(
+        "Function.ResponseSizeTooLarge",
+        f"Response payload size exceeded maximum allowed payload size ({limit_bytes} bytes).",
+    )
+
+
+def describe_exit(status: int) -> str:
+    """Lambda's wording for how a runtime process ended (`exit status 1`, `signal: killed`)."""
+    if status < 0:
+        names = {9: "killed", 11: "segmentation fault", 6: "aborted", 15: "terminated"}
+        return f"Runtime exited with error: signal: {names.get(-status, -status)}"
+    return f"Runtime exited with error: exit status {status}"

@@ -1,0 +1,1 @@
+"""Persistence: metadata in SQL and code packages on disk."""

@@ -1,0 +1,139 @@
+"""Helpers shared by the test suites: a real Corral server in a subprocess, and waiting."""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+
+READY = re.compile(r"corral listening on (http://\S+)")
+
+
+class CorralProcess:
+    """`python -m corral serve --port 0` in a subprocess, with its output kept for failures.
+
+    Use as a context manager; `url` is set once the ready line has been read.
+    """
+
+    def __init__(self, data_dir: Path, *extra_args: str, env: dict[str, str] | None = None):
+        self.data_dir = Path(data_dir)
+        self.extra_args = extra_args
+        self.env = {**os.environ, **(env or {})}
+        self.proc: subprocess.Popen[str] | None = None
+        self.url = ""
+        self.output: list[str] = []
+        self._ready = threading.Event()
+        self._reader: threading.Thread | None = None
+
+    def start(self, timeout_s: float = 20) -> str:
+        cmd = [sys.executable, "-m", "corral", "serve", "--host", "127.0.0.1", "--port", "0"]
+        cmd += ["--data-dir", str(self.data_dir), *self.extra_args]
+        self.proc = subprocess.Popen(
+            cmd,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=self.env,
+            start_new_session=True,
+        )
+        self._ready.clear()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        if not self._ready.wait(timeout_s) or not self.url:
+            self.stop()
+            raise RuntimeError("corral did not become ready:\n" + self.log())
+        return self.url
+
+    def _read(self) -> None:
+        assert self.proc and self.proc.stdout
+        for line in self.proc.stdout:
+            self.output.append(line)
+            if not self.url and (m := READY.search(line)):
+                self.url = m.group(1)
+                self._ready.set()
+        self._ready.set()
+
+    def log(self) -> str:
+        return "".join(self.output)
+
+    def stop(self, timeout_s: float = 20) -> int | None:
+        """SIGTERM, wait, then SIGKILL the whole session if it did not exit."""
+        if not self.proc:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(5)
+        if self._reader:
+            self._reader.join(5)
+        self.url = ""
+        return self.proc.returncode
+
+    def kill(self) -> None:
+        """kill -9 the server alone (its children are left to prove clean-up at start)."""
+        assert self.proc
+        self.proc.kill()
+        self.proc.wait(5)
+        if self._reader:
+            self._reader.join(5)
+        self.url = ""
+
+    def __enter__(self) -> CorralProcess:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def wait_until(predicate: Callable[[], object], timeout_s: float = 10, what: str = "condition"):
+    """Poll `predicate` until it returns a truthy value; fail with `what` after the deadline."""
+    deadline = time.monotonic() + timeout_s
+    delay = 0.005
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
+        time.sleep(delay)
+        delay = min(delay * 2, 0.1)
+
+
+def make_zip(files: dict[str, str | bytes], modes: dict[str, int] | None = None) -> bytes:
+    """A zip archive in memory; `modes` sets Unix permission bits (e.g. 0o755 for bootstrap)."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, content in files.items():
+            info = zipfile.ZipInfo(name, date_time=(2026, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = ((modes or {}).get(name, 0o644) | 0o100000) << 16
+            zf.writestr(info, content)
+    return buf.getvalue()
+
+
+def lambda_client(url: str, **kwargs):
+    """A boto3 Lambda client pointed at Corral, with retries off so errors surface at once."""
+    import boto3
+    from botocore.config import Config
+
+    config = Config(retries={"max_attempts": 1, "mode": "standard"}, read_timeout=60, **kwargs)
+    return boto3.client(
+        "lambda",
+        endpoint_url=url,
+        region_name="us-east-1",
+        aws_access_key_id="x",
+        aws_secret_access_key="x",
+        config=config,
+    )
