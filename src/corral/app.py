@@ -6,9 +6,12 @@ Corral through `serve` exactly as users do.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import signal
 import socket
 import sys
+from collections.abc import Iterator
 
 import uvicorn
 
@@ -33,6 +36,7 @@ from corral.telemetry.logs import FunctionLogs
 log = logging.getLogger("corral")
 
 SHUTDOWN_DRAIN_S = 30.0
+_HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 class Corral:
@@ -87,6 +91,20 @@ class Corral:
         log.info("corral stopped")
 
 
+class _Server(uvicorn.Server):
+    """uvicorn's server, except that SIGTERM/SIGINT end it with exit status 0 after the
+    graceful shutdown, rather than re-raising the signal once it is done."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        previous = {sig: signal.signal(sig, self.handle_exit) for sig in _HANDLED_SIGNALS}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+
 def _listen(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
@@ -124,6 +142,6 @@ def serve(settings: Settings) -> int:
         date_header=False,
         timeout_keep_alive=75,
     )
-    server = uvicorn.Server(config)
+    server = _Server(config)
     server.run(sockets=[sock])
     return 0

@@ -70,9 +70,11 @@ def test_deploy_creates_function_and_prints_summary(corral_url, tmp_path):
 
 
 def test_deploy_sets_environment_variables(corral_url, tmp_path):
-    source = "import os\ndef handler(event, context):\n    return [os.environ[k] for k in 'AB']\n"
+    source = (
+        "import os\ndef handler(event, context):\n    return [os.environ['AA'], os.environ['BB']]\n"
+    )
     name = unique("cli-env")
-    deploy(corral_url, write_app(tmp_path / "fn", source), name, "--env", "A=1", "--env", "B=x=y")
+    deploy(corral_url, write_app(tmp_path / "fn", source), name, "--env", "AA=1", "--env", "BB=x=y")
     assert json.loads(ok(corral_url, "invoke", name)) == ["1", "x=y"]
 
 

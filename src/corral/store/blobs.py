@@ -287,8 +287,7 @@ def _entry(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> _Entry | None:
     if info.compress_type not in _COMPRESSION_METHODS:
         raise _hostile(
             name,
-            f"uses compression method {info.compress_type}; only stored and deflate are "
-            "supported",
+            f"uses compression method {info.compress_type}; only stored and deflate are supported",
         )
     unix_mode = info.external_attr >> 16
     kind = _kind(name, unix_mode)

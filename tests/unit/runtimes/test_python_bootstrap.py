@@ -140,6 +140,7 @@ def run_bootstrap(tmp_path):
 
     def run(files, handler, invocations=(), close_each=False, env=None) -> Run:
         task_root = tmp_path / "task"
+        task_root.mkdir()
         for name, source in files.items():
             path = task_root / name
             path.parent.mkdir(parents=True, exist_ok=True)

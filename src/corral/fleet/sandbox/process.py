@@ -1,9 +1,9 @@
 """The `process` backend: the runtime is a child process in its own session, with rlimits.
 
 No isolation beyond what Unix users and rlimits give: the development baseline and the
-fastest path. Spawning uses posix_spawn (vfork-speed, no Python between fork and exec),
-so limits are applied with prlimit right after the exec; the window is the interpreter's
-first instructions, before any user code runs.
+fastest path. Spawning uses vfork (no Python runs between fork and exec), so limits are
+applied with prlimit right after the exec; the window is the interpreter's first
+instructions, before any user code runs.
 
 A pid file per environment (`<run-dir>/<pid>`) lets a restarted server kill runtimes that
 a killed server left behind; the environment id in the process's environ guards against
@@ -16,6 +16,7 @@ import contextlib
 import os
 import resource
 import signal
+import subprocess
 from pathlib import Path
 
 from corral.fleet.sandbox import SandboxSpec
@@ -29,10 +30,11 @@ ENV_MARKER = "CORRAL_ENVIRONMENT_ID"
 
 
 class ProcessSandboxProcess:
-    __slots__ = ("_pid_file", "_status_fd", "exit_fd", "output_fd", "pid", "returncode")
+    __slots__ = ("_pid_file", "_popen", "_status_fd", "exit_fd", "output_fd", "pid", "returncode")
 
-    def __init__(self, pid: int, output_fd: int, pid_file: Path) -> None:
-        self.pid = pid
+    def __init__(self, popen: subprocess.Popen, output_fd: int, pid_file: Path) -> None:
+        self._popen = popen  # only for its pid; reaping is ours (pidfd + waitpid)
+        pid = self.pid = popen.pid
         self.output_fd = output_fd
         self.exit_fd = os.pidfd_open(pid)
         self.returncode: int | None = None
@@ -48,7 +50,7 @@ class ProcessSandboxProcess:
                 pid, status = os.waitpid(self.pid, os.WNOHANG)
                 if pid == 0:
                     return None
-                self.returncode = os.waitstatus_to_exitcode(status)
+                self.returncode = self._popen.returncode = os.waitstatus_to_exitcode(status)
         return self.returncode
 
     def kill(self) -> None:
@@ -89,30 +91,29 @@ class ProcessSandbox:
         read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
         env = {**spec.env, ENV_MARKER: spec.env_id}
         try:
-            with open(os.devnull, "rb") as devnull:
-                pid = os.posix_spawn(
-                    spec.argv[0],
-                    spec.argv,
-                    env,
-                    file_actions=[
-                        (os.POSIX_SPAWN_DUP2, devnull.fileno(), 0),
-                        (os.POSIX_SPAWN_DUP2, write_fd, 1),
-                        (os.POSIX_SPAWN_DUP2, write_fd, 2),
-                    ],
-                    setsid=True,
-                    setsigdef=(signal.SIGPIPE, signal.SIGINT, signal.SIGTERM),
-                    setsigmask=(),
-                )
+            # subprocess uses vfork (no preexec_fn is given), and unlike posix_spawn it can
+            # set the working directory: runtimes such as awslambdaric import from cwd.
+            popen = subprocess.Popen(
+                spec.argv,
+                cwd=spec.code_dir,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=write_fd,
+                stderr=write_fd,
+                start_new_session=True,
+                restore_signals=True,
+            )
         except BaseException:
             os.close(read_fd)
             raise
         finally:
             os.close(write_fd)
+        pid = popen.pid
         self._limit(pid, spec)
         pid_file = self.run_dir / str(pid)
         pid_file.write_text(spec.env_id)
         os.set_blocking(read_fd, False)
-        return ProcessSandboxProcess(pid, read_fd, pid_file)
+        return ProcessSandboxProcess(popen, read_fd, pid_file)
 
     def _limit(self, pid: int, spec: SandboxSpec) -> None:
         with contextlib.suppress(ProcessLookupError):
