@@ -123,9 +123,7 @@ def test_account_concurrency_limit_throttles_with_429(tmp_path, limit):
                 pool.submit(client.invoke, FunctionName=name, Payload=b'{"sleep": 2}')
                 for _ in range(limit)
             ]
-            wait_until(
-                lambda: len(_children(server.proc.pid)) >= limit, what="environments busy"
-            )
+            wait_until(lambda: len(_children(server.proc.pid)) >= limit, what="environments busy")
             with pytest.raises(client.exceptions.TooManyRequestsException) as caught:
                 client.invoke(FunctionName=name, Payload=b"{}")
             assert all(f.result(30)["StatusCode"] == 200 for f in busy)

@@ -18,7 +18,16 @@ from urllib.parse import parse_qsl
 import orjson
 
 from corral.control.functions import FunctionService
-from corral.http.asgi import BodyTooLarge, Headers, Receive, Scope, Send, read_body, send_response
+from corral.http.asgi import (
+    BodyTooLarge,
+    Headers,
+    Receive,
+    Scope,
+    Send,
+    header,
+    read_body,
+    send_response,
+)
 from corral.http.errors import render_error
 from corral.http.service_model import ServiceModel
 from corral.invoke.service import InvokeRequest, InvokeService
@@ -114,9 +123,6 @@ class LambdaApi:
                 return
             route, params = self._route(scope["method"], path)
             status, body = await self._call(route, params, scope, receive, request_id)
-        except LambdaError as exc:
-            await send_response(send, *render_error(exc, request_id))
-            return
         except Exception as exc:
             await send_response(send, *render_error(exc, request_id))
             return
@@ -337,7 +343,5 @@ class LambdaApi:
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
-    for key, value in scope["headers"]:
-        if key == name:
-            return value.decode("latin-1")
-    return None
+    value = header(scope, name)
+    return None if value is None else value.decode("latin-1")

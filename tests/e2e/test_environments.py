@@ -1,0 +1,110 @@
+"""Execution environments: keep-alive reaping, draining on update, memory limits."""
+
+from __future__ import annotations
+
+import base64
+import json
+import urllib.request
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+from tests.support import CorralProcess, lambda_client, make_zip, wait_until
+
+ROLE = "arn:aws:iam::000000000000:role/x"
+VERSIONED = """
+import time
+VERSION = {version!r}
+def handler(event, context):
+    time.sleep(event.get("sleep", 0))
+    return VERSION
+"""
+
+
+def _environments(url: str) -> dict[str, int]:
+    with urllib.request.urlopen(f"{url}/corral/v1/health", timeout=5) as response:
+        return json.load(response)["environments"]
+
+
+def _create(client, source: str, **kw) -> str:
+    name = f"env-{uuid.uuid4().hex[:10]}"
+    client.create_function(
+        FunctionName=name,
+        Runtime="python3.11",
+        Role=ROLE,
+        Handler="app.handler",
+        Code={"ZipFile": make_zip({"app.py": source})},
+        **kw,
+    )
+    return name
+
+
+def _invoke(client, name: str, payload: dict) -> tuple[dict, object]:
+    response = client.invoke(FunctionName=name, Payload=json.dumps(payload).encode())
+    return response, json.loads(response["Payload"].read())
+
+
+def test_idle_environments_are_reaped_after_keep_alive(tmp_path):
+    with CorralProcess(tmp_path, "--keep-alive", "0.5") as server:
+        client = lambda_client(server.url)
+        name = _create(client, VERSIONED.format(version="v1"))
+        _invoke(client, name, {})
+        assert _environments(server.url).get("idle") == 1
+        wait_until(lambda: not _environments(server.url), what="the idle environment reaped")
+        _, body = _invoke(client, name, {})  # scale from zero again
+        assert body == "v1"
+
+
+def test_update_drains_running_invocation_on_old_code(lam):
+    name = _create(lam, VERSIONED.format(version="v1"), Timeout=10)
+    with ThreadPoolExecutor(1) as pool:
+        old = pool.submit(_invoke, lam, name, {"sleep": 1.5})
+        endpoint = lam.meta.endpoint_url
+        wait_until(lambda: _environments(endpoint).get("busy", 0) >= 1, what="v1 running")
+        lam.update_function_code(
+            FunctionName=name, ZipFile=make_zip({"app.py": VERSIONED.format(version="v2")})
+        )
+        _, new_body = _invoke(lam, name, {})
+        _, old_body = old.result(30)
+    assert old_body == "v1"
+    assert new_body == "v2"
+
+
+def test_concurrent_invocations_scale_out_to_separate_environments(lam):
+    source = (
+        "import time\n"
+        "def handler(event, context):\n"
+        "    time.sleep(0.5)\n"
+        "    return context.log_stream_name\n"
+    )
+    name = _create(lam, source)
+    with ThreadPoolExecutor(4) as pool:
+        streams = list(pool.map(lambda _: _invoke(lam, name, {})[1], range(4)))
+    assert len(set(streams)) == 4
+
+
+def test_memory_beyond_memory_size_fails_the_invocation_not_the_environment(lam):
+    source = (
+        "def handler(event, context):\n"
+        "    if event.get('hog'):\n"
+        "        block = bytearray(1024 * 1024 * 1024)\n"
+        "        return len(block)\n"
+        "    return 'fine'\n"
+    )
+    name = _create(lam, source, MemorySize=128)
+    response, body = _invoke(lam, name, {"hog": True})
+    assert response["FunctionError"] == "Unhandled"
+    assert body["errorType"] == "MemoryError"
+    assert _invoke(lam, name, {})[1] == "fine"
+
+
+def test_report_measures_max_memory_used(lam):
+    source = (
+        "def handler(event, context):\n"
+        "    block = bytearray(64 * 1024 * 1024)\n"
+        "    return len(block)\n"
+    )
+    name = _create(lam, source, MemorySize=256)
+    response = lam.invoke(FunctionName=name, Payload=b"{}", LogType="Tail")
+    tail = base64.b64decode(response["LogResult"]).decode()
+    used = int(tail.split("Max Memory Used: ")[1].split(" MB")[0])
+    assert 64 <= used <= 256
