@@ -67,7 +67,8 @@ while true; do
   HEADERS="$(mktemp)"
   EVENT="$(curl -sS -D "$HEADERS" "$API/next")"
   ID="$(grep -i Lambda-Runtime-Aws-Request-Id "$HEADERS" | tr -d '[:space:]' | cut -d: -f2)"
-  curl -sS -o /dev/null -X POST "$API/$ID/response" -d "{\"got\": $EVENT, \"handler\": \"$_HANDLER\"}"
+  BODY="{\"got\": $EVENT, \"handler\": \"$_HANDLER\"}"
+  curl -sS -o /dev/null -X POST "$API/$ID/response" -d "$BODY"
 done
 """
     name = _create(lam, {"bootstrap": bootstrap}, "provided.al2023", handler="function.handler")
