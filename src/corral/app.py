@@ -6,14 +6,13 @@ Corral through `serve` exactly as users do.
 
 from __future__ import annotations
 
-import contextlib
+import asyncio
 import logging
 import signal
 import socket
 import sys
-from collections.abc import Iterator
 
-import uvicorn
+import uvloop
 
 from corral.config import Settings
 from corral.control.functions import FunctionService
@@ -24,6 +23,7 @@ from corral.fleet.sandbox.process import ProcessSandbox
 from corral.http.app import RootApp
 from corral.http.corral_api import CorralApi
 from corral.http.lambda_api import LambdaApi
+from corral.http.server import HttpServer
 from corral.http.service_model import ServiceModel
 from corral.invoke.background import Supervisor
 from corral.invoke.service import InvokeService
@@ -69,8 +69,6 @@ class Corral:
                 model, InputValidator(model.shapes), self.functions, self.invoker, self.scope
             ),
             CorralApi(self.functions, self.fleet, self.logs, self.runtimes),
-            self.startup,
-            self.shutdown,
         )
 
     async def startup(self) -> None:
@@ -89,20 +87,6 @@ class Corral:
         self.logs.close()
         self.db.close()
         log.info("corral stopped")
-
-
-class _Server(uvicorn.Server):
-    """uvicorn's server, except that SIGTERM/SIGINT end it with exit status 0 after the
-    graceful shutdown, rather than re-raising the signal once it is done."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        previous = {sig: signal.signal(sig, self.handle_exit) for sig in _HANDLED_SIGNALS}
-        try:
-            yield
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
 
 
 def _listen(host: str, port: int) -> socket.socket:
@@ -130,18 +114,20 @@ def serve(settings: Settings) -> int:
         return 1
     host, port = sock.getsockname()[:2]
     shown = f"[{host}]" if ":" in host else host
-    corral = Corral(settings, f"http://{shown}:{port}")
-    config = uvicorn.Config(
-        corral.app,
-        loop="uvloop",
-        http="httptools",
-        lifespan="on",
-        log_level="warning",
-        access_log=False,
-        server_header=False,
-        date_header=False,
-        timeout_keep_alive=75,
-    )
-    server = _Server(config)
-    server.run(sockets=[sock])
+    uvloop.run(_serve(settings, sock, f"http://{shown}:{port}"))
     return 0
+
+
+async def _serve(settings: Settings, sock: socket.socket, url: str) -> None:
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in _HANDLED_SIGNALS:
+        loop.add_signal_handler(sig, stop.set)
+    corral = Corral(settings, url)
+    server = HttpServer(corral.app)
+    await server.start(sock)
+    await corral.startup()
+    await stop.wait()
+    log.info("stopping: waiting for running requests")
+    await server.shutdown()
+    await corral.shutdown()
