@@ -72,6 +72,7 @@ class Corral:
         )
 
     async def startup(self) -> None:
+        self.code.sweep_temporary()
         stale = self.sandbox.cleanup_stale()
         if stale:
             log.warning("killed %d runtime(s) left behind by an earlier server", stale)

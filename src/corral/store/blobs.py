@@ -52,6 +52,7 @@ _NAME_MAX_BYTES = 255  # Linux NAME_MAX
 # Half of PATH_MAX: the other half is left for the data dir prefix on the host.
 _PATH_MAX_BYTES = 2048
 _LINK_TARGET_MAX_BYTES = 4095  # PATH_MAX less its NUL
+_NAME_SHOWN_MAX_CHARS = 200
 _FLAG_ENCRYPTED = 0x1
 # bzip2 and LZMA members are inflated by zipfile without an output bound (one 4 KiB read of
 # bzip2 can expand to gigabytes), so only the two methods it streams safely are accepted.
@@ -112,7 +113,9 @@ class _Plan:
 class CodeStore:
     """Code packages on local disk, keyed by the hex SHA-256 of the zip.
 
-    Every method is synchronous and does blocking I/O: call it from a worker thread.
+    Every method is synchronous and does blocking I/O: call it from a worker thread. Methods
+    taking a `hexdigest` raise ValueError unless it is 64 lowercase hex digits, so a key can
+    never name a path outside the store.
     """
 
     def __init__(self, root: Path) -> None:
@@ -122,13 +125,27 @@ class CodeStore:
         for directory in (self._blobs, self._unpacked, self._tmp):
             directory.mkdir(parents=True, exist_ok=True)
 
+    def sweep_temporary(self) -> int:
+        """Remove work directories that a killed server left in `tmp`; how many there were.
+
+        Call at start-up only, before any ingest can be running.
+        """
+        leftovers = list(self._tmp.iterdir())
+        for path in leftovers:
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+        return len(leftovers)
+
     def ingest(self, zip_bytes: bytes) -> CodeArtifact:
         """Validate a code package, store it and unpack it; return its CodeSha256 and CodeSize.
 
         Idempotent: bytes already stored are not unpacked again. Raises
         RequestTooLargeException (zip over ZIP_MAX_BYTES), InvalidParameterValueException
         (unpacks to more than UNZIPPED_MAX_BYTES) or InvalidZipFileException (unreadable, or an
-        entry that is unsafe to unpack). On error nothing new is left on disk.
+        entry that is unsafe to unpack). A rejected package leaves nothing on disk, and
+        temporary files never outlive the call.
         """
         if len(zip_bytes) > ZIP_MAX_BYTES:
             raise RequestTooLargeException(ZIP_TOO_LARGE_MESSAGE)
@@ -228,6 +245,8 @@ def _unreadable_is_invalid() -> Iterator[None]:
 
 
 def _hostile(name: str, reason: str) -> InvalidZipFileException:
+    if len(name) > _NAME_SHOWN_MAX_CHARS:  # a name may be 64 KiB long; show its ends
+        name = f"{name[: _NAME_SHOWN_MAX_CHARS // 2]}...{name[-_NAME_SHOWN_MAX_CHARS // 4 :]}"
     return InvalidZipFileException(f"Could not unzip uploaded file: entry {name!r} {reason}.")
 
 
