@@ -124,11 +124,13 @@ def make_zip(files: dict[str, str | bytes], modes: dict[str, int] | None = None)
 
 
 def lambda_client(url: str, **kwargs):
-    """A boto3 Lambda client pointed at Corral, with retries off so errors surface at once."""
+    """A boto3 Lambda client pointed at Corral, with retries off so errors surface at once
+    and no request is ever sent twice."""
     import boto3
     from botocore.config import Config
 
-    config = Config(retries={"max_attempts": 1, "mode": "standard"}, read_timeout=60, **kwargs)
+    retries = {"total_max_attempts": 1, "mode": "standard"}
+    config = Config(retries=retries, read_timeout=60, **kwargs)
     return boto3.client(
         "lambda",
         endpoint_url=url,

@@ -18,13 +18,15 @@ import time
 import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 from urllib.parse import quote
 
-import httpx
 import typer
 
 from corral.cli import app
+
+if TYPE_CHECKING:
+    import httpx
 
 DEFAULT_ENDPOINT = "http://127.0.0.1:9000"
 DEFAULT_ROLE = "arn:aws:iam::000000000000:role/corral"
@@ -91,6 +93,8 @@ class _Api:
 @contextlib.contextmanager
 def _api(endpoint: str, read_timeout_s: float | None = 60) -> Iterator[_Api]:
     """A client for `endpoint`; API and connection errors end the command with exit 2."""
+    import httpx  # lazily: `corral serve` imports this module and never needs httpx
+
     timeout = httpx.Timeout(10, read=read_timeout_s)
     try:
         with httpx.Client(base_url=endpoint.rstrip("/"), timeout=timeout) as client:

@@ -33,6 +33,7 @@ from corral.model.errors import (
 )
 from corral.model.function import (
     CUSTOM_RUNTIMES,
+    DEPRECATED_RUNTIMES,
     FunctionConfig,
     lambda_timestamp,
     new_revision_id,
@@ -260,6 +261,12 @@ class FunctionService:
             )
 
     def _check_runtime(self, runtime: str) -> None:
+        if runtime in DEPRECATED_RUNTIMES:
+            raise InvalidParameterValueException(
+                f"The runtime parameter of {runtime} is no longer supported for creating or "
+                "updating AWS Lambda functions. We recommend you use a supported runtime "
+                "while creating or updating functions."
+            )
         if not self.runtimes.available(runtime):
             supported = ", ".join(sorted(self.runtimes.describe()))
             raise InvalidParameterValueException(

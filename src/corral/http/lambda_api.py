@@ -37,6 +37,7 @@ from corral.model.arn import parse_function_ref
 from corral.model.errors import (
     InvalidRequestContentException,
     LambdaError,
+    RequestEntityTooLargeException,
     RequestTooLargeException,
     UnknownOperationException,
     UnsupportedMediaTypeException,
@@ -150,7 +151,7 @@ class LambdaApi:
         try:
             body = await read_body(receive, limit)
         except BodyTooLarge:
-            raise RequestTooLargeException(
+            raise RequestEntityTooLargeException(
                 f"Request must be smaller than {limit} bytes for the {route.operation} operation"
             ) from None
         params = self._input(route, path_params, scope, body)

@@ -70,6 +70,13 @@ class RequestTooLargeException(_UserError):
     status = 413
 
 
+class RequestEntityTooLargeException(_UserError):
+    """A request body over the API's own limit (outside Invoke, which has its own type)."""
+
+    error_type = "RequestEntityTooLargeException"
+    status = 413
+
+
 class UnsupportedMediaTypeException(_UserError):
     error_type = "UnsupportedMediaTypeException"
     status = 415
@@ -86,6 +93,10 @@ class CodeStorageExceededException(_UserError):
 
 
 class InvalidZipFileException(LambdaError):
+    """At invoke time, a package that cannot be unpacked. CreateFunction and
+    UpdateFunctionCode report unreadable zips as InvalidParameterValueException, as
+    Lambda does."""
+
     error_type = "InvalidZipFileException"
     status = 502
 

@@ -29,7 +29,6 @@ from pathlib import Path
 
 from corral.model.errors import (
     InvalidParameterValueException,
-    InvalidZipFileException,
     RequestTooLargeException,
 )
 from corral.model.limits import UNZIPPED_MAX_BYTES, ZIP_MAX_BYTES
@@ -142,10 +141,10 @@ class CodeStore:
         """Validate a code package, store it and unpack it; return its CodeSha256 and CodeSize.
 
         Idempotent: bytes already stored are not unpacked again. Raises
-        RequestTooLargeException (zip over ZIP_MAX_BYTES), InvalidParameterValueException
-        (unpacks to more than UNZIPPED_MAX_BYTES) or InvalidZipFileException (unreadable, or an
-        entry that is unsafe to unpack). A rejected package leaves nothing on disk, and
-        temporary files never outlive the call.
+        RequestTooLargeException (zip over ZIP_MAX_BYTES) or InvalidParameterValueException
+        (unpacks to more than UNZIPPED_MAX_BYTES, unreadable, or an entry that is unsafe to
+        unpack: Lambda reports all of these as invalid parameters at CreateFunction). A
+        rejected package leaves nothing on disk, and temporary files never outlive the call.
         """
         if len(zip_bytes) > ZIP_MAX_BYTES:
             raise RequestTooLargeException(ZIP_TOO_LARGE_MESSAGE)
@@ -158,7 +157,7 @@ class CodeStore:
         if self.exists(artifact.hexdigest):
             return artifact
         if _central_records_bound(zip_bytes) > _MAX_ENTRIES:
-            raise InvalidZipFileException(
+            raise InvalidParameterValueException(
                 f"Could not unzip uploaded file: it has more than {_MAX_ENTRIES} entries."
             )
         with _unreadable_is_invalid():
@@ -241,13 +240,15 @@ def _unreadable_is_invalid() -> Iterator[None]:
     try:
         yield
     except _UNREADABLE as exc:
-        raise InvalidZipFileException(INVALID_ZIP_MESSAGE) from exc
+        raise InvalidParameterValueException(INVALID_ZIP_MESSAGE) from exc
 
 
-def _hostile(name: str, reason: str) -> InvalidZipFileException:
+def _hostile(name: str, reason: str) -> InvalidParameterValueException:
     if len(name) > _NAME_SHOWN_MAX_CHARS:  # a name may be 64 KiB long; show its ends
         name = f"{name[: _NAME_SHOWN_MAX_CHARS // 2]}...{name[-_NAME_SHOWN_MAX_CHARS // 4 :]}"
-    return InvalidZipFileException(f"Could not unzip uploaded file: entry {name!r} {reason}.")
+    return InvalidParameterValueException(
+        f"Could not unzip uploaded file: entry {name!r} {reason}."
+    )
 
 
 def _central_records_bound(data: bytes) -> int:
@@ -371,7 +372,7 @@ def _claim(kinds: dict[str, _Kind], entry: _Entry) -> None:
         raise _hostile(name, f"collides with another entry at {entry.path!r}")
     kinds[entry.path] = entry.kind
     if len(kinds) > _MAX_ENTRIES:
-        raise InvalidZipFileException(
+        raise InvalidParameterValueException(
             "Could not unzip uploaded file: it unpacks to more than "
             f"{_MAX_ENTRIES} files and directories."
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -16,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-BOOTSTRAP = (
-    Path(__file__).resolve().parents[3] / "src" / "corral" / "runtimes" / "python" / "bootstrap.py"
-)
+from corral.fleet.runtimes import PYTHON_BOOTSTRAP_DIR, PYTHON_BOOTSTRAP_MODULE, python_argv
+
+BOOTSTRAP = PYTHON_BOOTSTRAP_DIR / f"{PYTHON_BOOTSTRAP_MODULE}.py"
 # The interpreter itself, never a pyenv shim or a venv with a polluted site.
 PYTHON = os.path.join(
     sys.base_prefix, "bin", f"python{sys.version_info.major}.{sys.version_info.minor}"
@@ -62,7 +63,7 @@ class FakeRuntimeApi:
 
     def __init__(self, invocations: list[Invocation], close_each: bool = False):
         self._listener = socket.create_server(("127.0.0.1", 0))
-        self.address = "127.0.0.1:%d" % self._listener.getsockname()[1]
+        self.address = f"127.0.0.1:{self._listener.getsockname()[1]}"
         self._pending = list(invocations)
         self._close_each = close_each
         self.posts: list[Post] = []
@@ -72,8 +73,12 @@ class FakeRuntimeApi:
         self._thread.start()
 
     def close(self) -> None:
-        self._listener.close()
+        # close() alone does not wake a thread blocked in accept(); shutdown() does. It
+        # fails harmlessly if the API already shut itself down.
+        with contextlib.suppress(OSError):
+            self._listener.shutdown(socket.SHUT_RDWR)
         self._thread.join(10)
+        self._listener.close()
 
     def _serve(self) -> None:
         while True:
@@ -148,7 +153,7 @@ def run_bootstrap(tmp_path):
         api = FakeRuntimeApi(list(invocations), close_each)
         apis.append(api)
         proc = subprocess.run(
-            [PYTHON, "-S", "-u", str(BOOTSTRAP)],
+            list(python_argv(PYTHON)),
             cwd=task_root,
             env={
                 "AWS_LAMBDA_RUNTIME_API": api.address,
@@ -184,6 +189,13 @@ def test_result_is_posted_as_json_response(run_bootstrap):
     assert post.path == f"{API}/invocation/req-1/response"
     assert post.json() == {"got": {"x": [1, "é"]}}
     assert post.body == b'{"got": {"x": [1, "\\u00e9"]}}'  # json.dumps' default spelling
+
+
+def test_python312_and_later_write_non_ascii_unescaped(run_bootstrap):
+    env = {"AWS_EXECUTION_ENV": "AWS_Lambda_python3.12"}
+    run = run_bootstrap(ECHO, "app.handler", [invocation("é")], env=env)
+
+    assert run.post().body == '{"got": "é"}'.encode()
 
 
 def test_none_result_is_null(run_bootstrap):
@@ -309,7 +321,9 @@ def test_unserialisable_result_is_marshal_error(run_bootstrap):
         ),
     ],
 )
-def test_init_failure_posts_init_error_and_exits(run_bootstrap, files, handler, error_type, message):
+def test_init_failure_posts_init_error_and_exits(
+    run_bootstrap, files, handler, error_type, message
+):
     run = run_bootstrap(files, handler, [invocation()])
 
     post = run.post()
@@ -397,6 +411,15 @@ def test_context_carries_invocation_and_function_fields(run_bootstrap):
     }
 
 
+def test_bad_client_context_is_context_unmarshal_error(run_bootstrap):
+    bad = invocation(**{"Lambda-Runtime-Client-Context": "{oops"})
+    run = run_bootstrap(ECHO, "app.handler", [bad])
+
+    error = run.post().json()
+    assert error["errorType"] == "Runtime.LambdaContextUnmarshalError"
+    assert error["errorMessage"].startswith("Unable to parse Client Context JSON: Expecting")
+
+
 def test_context_without_optional_headers_has_empty_identity(run_bootstrap):
     files = {
         "app.py": """
@@ -442,7 +465,9 @@ def test_warm_invocations_reuse_one_connection(run_bootstrap):
                 return [calls, context.aws_request_id]
         """
     }
-    run = run_bootstrap(files, "app.handler", [invocation(request_id="a"), invocation(request_id="b")])
+    run = run_bootstrap(
+        files, "app.handler", [invocation(request_id="a"), invocation(request_id="b")]
+    )
 
     assert [p.json() for p in run.posts] == [[1, "a"], [2, "b"]]
     assert [p.path for p in run.posts] == [
