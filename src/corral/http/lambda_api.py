@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import re
-import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from urllib.parse import parse_qsl
@@ -43,6 +42,7 @@ from corral.model.errors import (
     UnsupportedMediaTypeException,
 )
 from corral.model.function import FunctionConfig
+from corral.model.invocation import new_request_id
 from corral.model.validation import InputValidator
 
 Handler = Callable[[dict, "ApiRequest"], Awaitable[tuple[int, object]]]
@@ -116,7 +116,7 @@ class LambdaApi:
             self.routes.setdefault(route.method, []).append(route)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        request_id = str(uuid.uuid4())
+        request_id = new_request_id()
         path = scope["path"]
         try:
             if scope["method"] == "POST" and (m := _INVOKE_PATH.fullmatch(path)):
@@ -259,7 +259,8 @@ class LambdaApi:
 
     async def invoke_async(self, params: dict, request: ApiRequest) -> tuple[int, object]:
         name, qualifier = self._name(params)
-        invoke = InvokeRequest(name, qualifier, params.get("InvokeArgs") or b"{}", "Event")
+        payload = params.get("InvokeArgs") or b"{}"
+        invoke = InvokeRequest(name, qualifier, payload, request.request_id, "Event")
         await self.invoker.invoke(invoke)
         return 202, {"Status": 202}
 
@@ -310,6 +311,7 @@ class LambdaApi:
                 ref.name,
                 ref.qualifier,
                 payload,
+                request_id,
                 invocation_type,
                 log_type == "Tail",
                 client_context,

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import uuid
 from dataclasses import dataclass
 
 from corral.control.functions import FunctionService
@@ -39,6 +38,7 @@ class InvokeRequest:
     function_name: str
     qualifier: str | None
     payload: bytes
+    request_id: str  # also the invocation's id: Lambda answers with the same RequestId
     invocation_type: str = "RequestResponse"
     want_tail: bool = False
     client_context_b64: str | None = None
@@ -72,7 +72,7 @@ class InvokeService:
     async def invoke(self, request: InvokeRequest) -> InvokeOutcome:
         """Raises LambdaError subclasses for API errors; function errors are in the result."""
         config = self.functions.get_version(request.function_name, request.qualifier)
-        request_id = str(uuid.uuid4())
+        request_id = request.request_id
         kind = request.invocation_type
         if kind == "DryRun":
             return InvokeOutcome(204, config.version, request_id)

@@ -1,4 +1,6 @@
-from corral.model.invocation import billed_ms, describe_exit, timeout_error
+import uuid
+
+from corral.model.invocation import billed_ms, describe_exit, new_request_id, timeout_error
 from corral.model.report import end_line, report_line, start_line
 
 
@@ -35,3 +37,10 @@ def test_timeout_error_wording():
 def test_exit_descriptions():
     assert describe_exit(1) == "Runtime exited with error: exit status 1"
     assert describe_exit(-9) == "Runtime exited with error: signal: killed"
+
+
+def test_request_ids_are_version_4_uuids():
+    for _ in range(200):
+        parsed = uuid.UUID(new_request_id())
+        assert parsed.version == 4
+        assert parsed.variant == uuid.RFC_4122
