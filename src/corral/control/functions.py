@@ -114,6 +114,10 @@ class FunctionService:
             config = self._cache[name] = FunctionConfig.from_record(record)
         return config
 
+    def cached(self, name: str) -> FunctionConfig | None:
+        """The $LATEST configuration if it is in memory; None says "ask `get`"."""
+        return self._cache.get(name)
+
     def get_version(self, name: str, qualifier: str | None) -> FunctionConfig:
         """The configuration a qualifier names; only $LATEST exists until versions land."""
         config = self.get(name)

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 from corral.fleet.environment import Environment, FleetContext, State
@@ -29,15 +30,22 @@ class Pool:
         self.environments: set[Environment] = set()
         self.retired = False
 
+    def take_idle(self) -> Environment | None:
+        """The most recently used idle environment, if there is one. Never waits."""
+        while self.idle:
+            env = self.idle.pop()
+            if env.alive:
+                return env
+        return None
+
     async def acquire(self) -> Environment:
         """An environment for one invocation: warm if one is idle, else a new one.
 
         Raises OSError if a new runtime cannot be started.
         """
-        while self.idle:
-            env = self.idle.pop()
-            if env.alive:
-                return env
+        env = self.take_idle()
+        if env is not None:
+            return env
         env = Environment(uuid.uuid4().hex, self.config, self.code_dir, self.fleet.ctx, self._gone)
         self.environments.add(env)
         await env.start()
@@ -84,12 +92,14 @@ class Fleet:
         self._retired: set[Pool] = set()
         self._reap_handle: asyncio.TimerHandle | None = None
 
-    def pool_for(self, config: FunctionConfig, code_dir: Path) -> Pool:
+    def pool_for(self, config: FunctionConfig, code_dir: Callable[[FunctionConfig], Path]) -> Pool:
+        """The pool of `config`'s revision, created (and the old one retired) on first use;
+        `code_dir` is asked only then."""
         pool = self.pools.get(config.name)
         if pool is None or pool.config.revision_id != config.revision_id:
             if pool is not None:
                 self._retire(pool)
-            pool = self.pools[config.name] = Pool(config, code_dir, self)
+            pool = self.pools[config.name] = Pool(config, code_dir(config), self)
         return pool
 
     def retire(self, function_name: str) -> None:

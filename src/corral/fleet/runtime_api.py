@@ -84,11 +84,14 @@ class RuntimeApiConnection(asyncio.Protocol):
     """One connection from a runtime. Parses with httptools; answers with single writes."""
 
     __slots__ = (
+        "_batching",
         "_body",
         "_discarding",
         "_error_type",
         "_handler",
+        "_held",
         "_parser",
+        "_pending_output",
         "_size",
         "_transport",
         "_url",
@@ -104,6 +107,9 @@ class RuntimeApiConnection(asyncio.Protocol):
         self._size = 0
         self._error_type = b""
         self._discarding = False
+        self._batching = False
+        self._held = False
+        self._pending_output: list[bytes] = []
         self.closed = False
 
     # asyncio.Protocol
@@ -118,12 +124,20 @@ class RuntimeApiConnection(asyncio.Protocol):
         self._transport = None
 
     def data_received(self, data: bytes) -> None:
+        # Answers produced while parsing are collected and written once at the end. An
+        # answer directly followed by a pipelined GET /next is held back further and goes
+        # out with the next invocation: the runtime is waiting for that anyway.
+        self._batching = True
         try:
             self._parser.feed_data(data)
-        except httptools.HttpParserUpgrade:
-            self._fail(RuntimeApiError(400, "InvalidRequest", "Upgrade is not supported"))
         except httptools.HttpParserError:
             self._fail(RuntimeApiError(400, "InvalidRequest", "Malformed HTTP request"))
+            return
+        finally:
+            self._batching = False
+        if self._pending_output and not self._held and self._transport is not None:
+            self._transport.write(b"".join(self._pending_output))
+            self._pending_output.clear()
 
     # httptools callbacks
     def on_message_begin(self) -> None:
@@ -169,6 +183,7 @@ class RuntimeApiConnection(asyncio.Protocol):
         if path == "/2018-06-01/runtime/invocation/next":
             if method != b"GET":
                 raise RuntimeApiError(405, "MethodNotAllowed", "Use GET for /next")
+            self._held = bool(self._pending_output)
             self._handler.on_next(self)
             return
         if method != b"POST":
@@ -217,22 +232,41 @@ class RuntimeApiConnection(asyncio.Protocol):
         if inv.cognito_identity:
             head += [b"\r\nLambda-Runtime-Cognito-Identity: ", inv.cognito_identity.encode()]
         head += [b"\r\nContent-Length: ", str(len(inv.payload)).encode(), b"\r\n\r\n", inv.payload]
-        self._transport.write(b"".join(head))
+        if self._batching:
+            self._pending_output.extend(head)
+            self._held = False
+        else:
+            self._flush(b"".join(head))
         return True
 
     def _write(self, data: bytes) -> None:
-        if self._transport is not None:
+        if self._transport is None:
+            return
+        if not self._parser.should_keep_alive():
+            self._flush(data)
+            self._transport.close()
+        elif self._batching:
+            self._pending_output.append(data)
+        else:
             self._transport.write(data)
-            if not self._parser.should_keep_alive():
-                self._transport.close()
+
+    def _flush(self, data: bytes = b"") -> None:
+        """Write held answers and `data` in one go."""
+        if self._pending_output:
+            data = b"".join(self._pending_output) + data
+            self._pending_output.clear()
+        self._held = False
+        if data and self._transport is not None:
+            self._transport.write(data)
 
     def _fail(self, err: RuntimeApiError) -> None:
         if self._transport is not None:
-            self._transport.write(_error_response(err))
+            self._flush(_error_response(err))
             self._transport.close()
 
     def close(self) -> None:
         if self._transport is not None:
+            self._flush()
             self._transport.close()
 
 

@@ -12,6 +12,10 @@ class RootApp:
         self.lambda_api = lambda_api
         self.corral_api = corral_api
 
+    def fast_path(self, method, path, query, headers, body, respond) -> bool:
+        """See `corral.http.server`: only the Lambda API has one (warm invokes)."""
+        return self.lambda_api.fast_path(method, path, query, headers, body, respond)
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["path"].startswith("/corral/"):
             await self.corral_api(scope, receive, send)

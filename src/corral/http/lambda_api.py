@@ -29,7 +29,12 @@ from corral.http.asgi import (
 )
 from corral.http.errors import render_error
 from corral.http.service_model import ServiceModel
-from corral.invoke.service import InvokeRequest, InvokeService
+from corral.invoke.service import (
+    InvokeOutcome,
+    InvokeRequest,
+    InvokeService,
+    request_too_large,
+)
 from corral.model import limits
 from corral.model.arn import Scope as AccountScope
 from corral.model.arn import parse_function_ref
@@ -37,7 +42,6 @@ from corral.model.errors import (
     InvalidRequestContentException,
     LambdaError,
     RequestEntityTooLargeException,
-    RequestTooLargeException,
     UnknownOperationException,
     UnsupportedMediaTypeException,
 )
@@ -269,9 +273,57 @@ class LambdaApi:
     async def _invoke(
         self, scope: Scope, receive: Receive, send: Send, function_name: str, request_id: str
     ) -> None:
+        # The body is checked first against the larger (sync) limit so that an oversized
+        # request is refused before it is read whole; _invoke_request applies the exact one.
+        try:
+            payload = await read_body(receive, limits.SYNC_REQUEST_MAX_BYTES)
+        except BodyTooLarge:
+            raise request_too_large(limits.SYNC_REQUEST_MAX_BYTES) from None
+        request = self._invoke_request(
+            function_name, scope["query_string"], scope["headers"], payload, request_id
+        )
+        outcome = await self.invoker.invoke(request)
+        await send_response(send, *_render_invoke(outcome))
+
+    def fast_path(
+        self,
+        method: str,
+        path: str,
+        query: bytes,
+        headers: list[tuple[bytes, bytes]],
+        body: bytes,
+        respond: Callable[[int, Headers, bytes], None],
+    ) -> bool:
+        """Serve a warm RequestResponse invoke without an ASGI task, or return False.
+
+        Called by `corral.http.server` before the ASGI path. Anything that is not the plain
+        warm case (an error, a cold start, Event, DryRun) returns False before any side
+        effect, and the ASGI path then handles the request from the start.
+        """
+        if method != "POST" or not (m := _INVOKE_PATH.fullmatch(path)):
+            return False
+        try:
+            request = self._invoke_request(m.group(1), query, headers, body, new_request_id())
+        except LambdaError:
+            return False
+        future = self.invoker.invoke_warm(request)
+        if future is None:
+            return False
+        future.add_done_callback(lambda f: respond(*_render_invoke(f.result())))
+        return True
+
+    def _invoke_request(
+        self,
+        function_name: str,
+        query: bytes,
+        headers: list[tuple[bytes, bytes]],
+        payload: bytes,
+        request_id: str,
+    ) -> InvokeRequest:
+        """Invoke's input from the wire; raises the API errors Lambda gives for bad input."""
         invocation_type, log_type = "RequestResponse", "None"
         client_context = trace = None
-        for key, value in scope["headers"]:
+        for key, value in headers:
             if key == b"x-amz-invocation-type":
                 invocation_type = value.decode("latin-1")
             elif key == b"x-amz-log-type":
@@ -282,9 +334,7 @@ class LambdaApi:
                 trace = value.decode("latin-1")
             elif key == b"content-type" and value.startswith(b"multipart/"):
                 raise UnsupportedMediaTypeException("The payload must be JSON or binary.")
-        qualifier = None
-        if scope["query_string"]:
-            qualifier = dict(parse_qsl(scope["query_string"].decode("latin-1"))).get("Qualifier")
+        qualifier = dict(parse_qsl(query.decode("latin-1"))).get("Qualifier") if query else None
         if invocation_type not in _INVOCATION_TYPES or log_type not in _LOG_TYPES:
             self.validator.validate(
                 "InvocationRequest",
@@ -295,45 +345,16 @@ class LambdaApi:
                 },
             )
         ref = self._invoke_ref(function_name, qualifier)
-        limit = (
-            limits.ASYNC_REQUEST_MAX_BYTES
-            if invocation_type == "Event"
-            else limits.SYNC_REQUEST_MAX_BYTES
+        return InvokeRequest(
+            ref.name,
+            ref.qualifier,
+            payload,
+            request_id,
+            invocation_type,
+            log_type == "Tail",
+            client_context,
+            trace,
         )
-        try:
-            payload = await read_body(receive, limit)
-        except BodyTooLarge:
-            raise RequestTooLargeException(
-                f"Request must be smaller than {limit} bytes for the InvokeFunction operation"
-            ) from None
-        outcome = await self.invoker.invoke(
-            InvokeRequest(
-                ref.name,
-                ref.qualifier,
-                payload,
-                request_id,
-                invocation_type,
-                log_type == "Tail",
-                client_context,
-                trace,
-            )
-        )
-        headers: Headers = [
-            _JSON,
-            (b"x-amzn-requestid", outcome.request_id.encode()),
-            (b"x-amz-executed-version", outcome.executed_version.encode()),
-        ]
-        result = outcome.result
-        if result is None:
-            headers.append((b"content-length", b"0"))
-            await send_response(send, outcome.status, headers)
-            return
-        if result.function_error:
-            headers.append((b"x-amz-function-error", result.function_error.encode()))
-        if result.log_tail:
-            headers.append((b"x-amz-log-result", base64.b64encode(result.log_tail)))
-        headers.append((b"content-length", str(len(result.payload)).encode()))
-        await send_response(send, 200, headers, result.payload)
 
     def _invoke_ref(self, function_name: str, qualifier: str | None):
         try:
@@ -343,6 +364,25 @@ class LambdaApi:
                 "InvocationRequest", {"FunctionName": function_name, "Qualifier": qualifier}
             )
             raise
+
+
+def _render_invoke(outcome: InvokeOutcome) -> tuple[int, Headers, bytes]:
+    """Invoke's response: the payload bytes untouched, Lambda's X-Amz-* headers."""
+    headers: Headers = [
+        _JSON,
+        (b"x-amzn-requestid", outcome.request_id.encode()),
+        (b"x-amz-executed-version", outcome.executed_version.encode()),
+    ]
+    result = outcome.result
+    if result is None:
+        headers.append((b"content-length", b"0"))
+        return outcome.status, headers, b""
+    if result.function_error:
+        headers.append((b"x-amz-function-error", result.function_error.encode()))
+    if result.log_tail:
+        headers.append((b"x-amz-log-result", base64.b64encode(result.log_tail)))
+    headers.append((b"content-length", str(len(result.payload)).encode()))
+    return 200, headers, result.payload
 
 
 def _header(scope: Scope, name: bytes) -> str | None:

@@ -7,6 +7,7 @@ runtime's POST. No database, no logging, no payload parsing.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 from dataclasses import dataclass
@@ -15,13 +16,15 @@ from corral.control.functions import FunctionService
 from corral.fleet.pool import Fleet
 from corral.invoke.background import Supervisor
 from corral.model import limits
-from corral.model.arn import Scope
+from corral.model.arn import LATEST, Scope
 from corral.model.errors import (
     InvalidRequestContentException,
+    LambdaError,
     RequestTooLargeException,
     ThrottleReason,
     TooManyRequestsException,
 )
+from corral.model.function import FunctionConfig
 from corral.model.invocation import (
     UNHANDLED,
     Invocation,
@@ -72,41 +75,75 @@ class InvokeService:
     async def invoke(self, request: InvokeRequest) -> InvokeOutcome:
         """Raises LambdaError subclasses for API errors; function errors are in the result."""
         config = self.functions.get_version(request.function_name, request.qualifier)
-        request_id = request.request_id
         kind = request.invocation_type
         if kind == "DryRun":
-            return InvokeOutcome(204, config.version, request_id)
+            return InvokeOutcome(204, config.version, request.request_id)
         limit = limits.ASYNC_REQUEST_MAX_BYTES if kind == "Event" else limits.SYNC_REQUEST_MAX_BYTES
         if len(request.payload) > limit:
-            raise RequestTooLargeException(
-                f"Request must be smaller than {limit} bytes for the InvokeFunction operation"
-            )
-        inv = Invocation(
-            request_id=request_id,
-            payload=request.payload or b"{}",
-            invoked_arn=self.scope.function_arn(config.name, request.qualifier),
-            timeout_s=config.timeout_s,
-            trace_id=request.trace_header or new_trace_id(),
-            client_context=_client_context(request.client_context_b64),
-            want_tail=request.want_tail and kind != "Event",
-        )
+            raise request_too_large(limit)
+        inv = self._invocation(config, request)
         if kind == "Event":
-            self.background.start(self._run_event(config.name, inv), f"event {request_id}")
-            return InvokeOutcome(202, config.version, request_id)
+            self.background.start(self._run_event(config.name, inv), f"event {inv.request_id}")
+            return InvokeOutcome(202, config.version, request.request_id)
         self._admit()
         try:
             result = await self._run(config, inv)
         finally:
             self.in_flight -= 1
-        return InvokeOutcome(200, config.version, request_id, result)
+        return InvokeOutcome(200, config.version, request.request_id, result)
+
+    def invoke_warm(self, request: InvokeRequest) -> asyncio.Future[InvokeOutcome] | None:
+        """The warm path without a task: a RequestResponse invocation of a cached $LATEST
+        on an idle environment, started now. None, before any side effect, whenever
+        anything else is needed (a cold start, an error to report, another type): then
+        call `invoke`. Never waits."""
+        if (
+            request.invocation_type != "RequestResponse"
+            or request.qualifier not in (None, LATEST)
+            or len(request.payload) > limits.SYNC_REQUEST_MAX_BYTES
+            or self.in_flight >= self.concurrency_limit
+        ):
+            return None
+        config = self.functions.cached(request.function_name)
+        if config is None:
+            return None
+        pool = self.fleet.pool_for(config, self.functions.code_dir)
+        try:
+            inv = self._invocation(config, request)
+        except LambdaError:
+            return None
+        env = pool.take_idle()
+        if env is None:
+            return None
+        self.in_flight += 1
+        outcome: asyncio.Future[InvokeOutcome] = asyncio.get_running_loop().create_future()
+
+        def done(result: asyncio.Future[InvocationResult]) -> None:
+            self.in_flight -= 1
+            pool.release(env)
+            outcome.set_result(InvokeOutcome(200, config.version, inv.request_id, result.result()))
+
+        env.invoke(inv).add_done_callback(done)
+        return outcome
+
+    def _invocation(self, config: FunctionConfig, request: InvokeRequest) -> Invocation:
+        return Invocation(
+            request_id=request.request_id,
+            payload=request.payload or b"{}",
+            invoked_arn=self.scope.function_arn(config.name, request.qualifier),
+            timeout_s=config.timeout_s,
+            trace_id=request.trace_header or new_trace_id(),
+            client_context=_client_context(request.client_context_b64),
+            want_tail=request.want_tail and request.invocation_type != "Event",
+        )
 
     def _admit(self) -> None:
         if self.in_flight >= self.concurrency_limit:
             raise TooManyRequestsException("Rate Exceeded.", ThrottleReason.ACCOUNT)
         self.in_flight += 1
 
-    async def _run(self, config, inv: Invocation) -> InvocationResult:
-        pool = self.fleet.pool_for(config, self.functions.code_dir(config))
+    async def _run(self, config: FunctionConfig, inv: Invocation) -> InvocationResult:
+        pool = self.fleet.pool_for(config, self.functions.code_dir)
         try:
             env = await pool.acquire()
         except OSError as exc:
@@ -128,6 +165,12 @@ class InvokeService:
             await self._run(config, inv)
         finally:
             self.in_flight -= 1
+
+
+def request_too_large(limit: int) -> RequestTooLargeException:
+    return RequestTooLargeException(
+        f"Request must be smaller than {limit} bytes for the InvokeFunction operation"
+    )
 
 
 def _client_context(encoded: str | None) -> str | None:

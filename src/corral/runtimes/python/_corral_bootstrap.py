@@ -198,19 +198,29 @@ class RuntimeClient:
         self._next_request = f"GET {_NEXT} HTTP/1.1\r\nHost: {address}\r\n\r\n".encode()
         self._sock = None
         self._buf = bytearray()
+        self._next_sent = False
 
     def next_invocation(self) -> "Invocation":
-        status, headers, body = self._exchange(self._next_request)
+        if self._next_sent:  # pipelined behind the last answer: only its response is due
+            self._next_sent = False
+            try:
+                status, headers, body = self._read_response()
+            except (OSError, _ClosedBeforeResponse):
+                self.close()
+                status, headers, body = self._exchange(self._next_request)
+        else:
+            status, headers, body = self._exchange(self._next_request)
         if status != 200:
             raise RuntimeApiGone(f"GET /next answered {status}: {body[:200]!r}")
         return Invocation(headers, body)
 
     def post_response(self, request_id: str, body: bytes, content_type: str) -> None:
-        self._post(f"{_API}/invocation/{request_id}/response", body, content_type)
+        path = f"{_API}/invocation/{request_id}/response"
+        self._post(path, body, content_type, then_next=True)
 
     def post_error(self, request_id: str, error: dict) -> None:
         path = f"{_API}/invocation/{request_id}/error"
-        self._post(path, self.dumps(error), "application/json", error["errorType"])
+        self._post(path, self.dumps(error), "application/json", error["errorType"], True)
 
     def post_init_error(self, error: dict) -> None:
         self._post(_INIT_ERROR, self.dumps(error), "application/json", error["errorType"])
@@ -223,16 +233,23 @@ class RuntimeClient:
             self._sock.close()
         self._sock = None
         self._buf = bytearray()
+        self._next_sent = False
 
-    def _post(self, path, body, content_type, error_type=None) -> None:
+    def _post(self, path, body, content_type, error_type=None, then_next=False) -> None:
+        """POST an answer. With `then_next`, GET /next goes out in the same write (HTTP
+        pipelining): one syscall and one wake-up fewer on each side per invocation."""
         head = (
             f"POST {path} HTTP/1.1\r\nHost: {self._host_header}\r\n"
             f"Content-Type: {content_type}\r\nContent-Length: {len(body)}\r\n"
         )
         if error_type:
             head += f"{_ERROR_TYPE_HEADER}: {error_type}\r\n"
+        request = (head + "\r\n").encode() + body
+        if then_next:
+            request += self._next_request
         flush_output()  # the function's output must reach the pipe before its answer
-        status, _, answer = self._exchange((head + "\r\n").encode() + body)
+        status, _, answer = self._exchange(request)
+        self._next_sent = then_next and self._sock is not None
         if not 200 <= status < 300:
             # The platform rejected the answer (unknown id, too large...) and knows it.
             sys.stderr.write(f"Runtime API refused POST {path}: {status} {answer[:200]!r}\n")
