@@ -97,7 +97,9 @@ class Environment:
         self._current: Invocation | None = None
         self._answered: str | None = None
         self._future: asyncio.Future[InvocationResult] | None = None
-        self._timer: asyncio.TimerHandle | None = None
+        self._timer: asyncio.TimerHandle | None = None  # invocation deadlines
+        self._init_timer: asyncio.TimerHandle | None = None
+        self._deadline = 0.0
         self._started_at = 0.0
         self._dispatched_at = 0.0
         self._init_duration_ms: float | None = None
@@ -142,7 +144,7 @@ class Environment:
             raise
         self._loop.add_reader(self._process.output_fd, self._on_output)
         self._loop.add_reader(self._process.exit_fd, self._on_exit)
-        self._timer = self._loop.call_later(INIT_TIMEOUT_S, self._on_init_timeout)
+        self._init_timer = self._loop.call_later(INIT_TIMEOUT_S, self._on_init_timeout)
 
     def _environment_variables(self, runtime_api: str) -> dict[str, str]:
         c, scope = self.config, self.ctx.scope
@@ -173,9 +175,10 @@ class Environment:
         if self.state is State.STOPPED:
             return
         self.state = State.STOPPED
-        if self._timer:
-            self._timer.cancel()
-            self._timer = None
+        for timer in (self._timer, self._init_timer):
+            if timer:
+                timer.cancel()
+        self._timer = self._init_timer = None
         if self._parked:
             self._parked.close()
             self._parked = None
@@ -232,15 +235,16 @@ class Environment:
             self._finish(self._exit_result(inv, "Runtime closed its connection"), status="error")
             self.stop()
             return
-        self._timer = self._loop.call_later(inv.timeout_s, self._on_timeout)
+        # One timer serves successive invocations: it stays armed after an invocation
+        # ends, and on firing re-arms itself for the current deadline if that is later.
+        self._deadline = self._loop.time() + inv.timeout_s
+        if self._timer is None:
+            self._timer = self._loop.call_at(self._deadline, self._on_timeout)
 
     def _finish(self, result: InvocationResult, status: str | None = None) -> None:
         inv, future = self._current or self._pending, self._future
         self._current = self._pending = None
         self._future = None
-        if self._timer:
-            self._timer.cancel()
-            self._timer = None
         if inv is None or future is None:
             return
         self._answered = inv.request_id
@@ -267,21 +271,16 @@ class Environment:
             status,
         )
         self.ctx.logs.append(self.config.name, bytes(buf))
-        tail = bytes(buf[-limits.LOG_TAIL_BYTES :]) if inv.want_tail else b""
+        if inv.want_tail:
+            result.log_tail = bytes(buf[-limits.LOG_TAIL_BYTES :])
+        result.duration_ms = duration_ms
+        result.init_duration_ms = init_ms
         self._log_buf = bytearray()
         self._dispatched_at = 0.0
         if self.state is State.BUSY:
             self.state = State.IDLE
         if not future.done():
-            future.set_result(
-                InvocationResult(
-                    payload=result.payload,
-                    function_error=result.function_error,
-                    log_tail=tail,
-                    duration_ms=duration_ms,
-                    init_duration_ms=init_ms,
-                )
-            )
+            future.set_result(result)
 
     def _max_memory_used_mb(self, duration_ms: float) -> int:
         """The runtime's peak memory for REPORT. Reading it costs ~8 us (a /proc read), so
@@ -305,9 +304,9 @@ class Environment:
             return
         if self._init_duration_ms is None:
             self._init_duration_ms = (time.perf_counter() - self._started_at) * 1000
-            if self._timer:
-                self._timer.cancel()
-                self._timer = None
+            if self._init_timer:
+                self._init_timer.cancel()
+                self._init_timer = None
             self.state = State.IDLE
         self._parked = conn
         if self._pending is not None:
@@ -405,6 +404,9 @@ class Environment:
         inv = self._current
         if inv is None:
             return
+        if self._deadline > self._loop.time():  # armed for an earlier invocation
+            self._timer = self._loop.call_at(self._deadline, self._on_timeout)
+            return
         self._drain_output()
         self._log_buf += report.timeout_line(_utc_stamp(), inv.request_id, inv.timeout_s)
         self._finish(
@@ -414,7 +416,7 @@ class Environment:
         self.stop()
 
     def _on_init_timeout(self) -> None:
-        self._timer = None
+        self._init_timer = None
         inv = self._pending
         if inv is not None:
             self._current = inv

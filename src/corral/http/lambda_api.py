@@ -9,6 +9,7 @@ parsing, payload bytes passed through untouched.
 from __future__ import annotations
 
 import base64
+import functools
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -358,12 +359,15 @@ class LambdaApi:
 
     def _invoke_ref(self, function_name: str, qualifier: str | None):
         try:
-            return parse_function_ref(function_name, self.scope, qualifier)
+            return _parse_ref_cached(function_name, self.scope, qualifier)
         except LambdaError:
             self.validator.validate(
                 "InvocationRequest", {"FunctionName": function_name, "Qualifier": qualifier}
             )
             raise
+
+
+_parse_ref_cached = functools.lru_cache(maxsize=4096)(parse_function_ref)
 
 
 def _render_invoke(outcome: InvokeOutcome) -> tuple[int, Headers, bytes]:

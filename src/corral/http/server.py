@@ -78,6 +78,7 @@ class HttpConnection(asyncio.Protocol):
         self.running = False
         self.paused = False
         self.idle_timer: asyncio.TimerHandle | None = None
+        self.last_active = 0.0
         self._url = b""
         self._headers: list[tuple[bytes, bytes]] = []
         self._body: list[bytes] = []
@@ -98,6 +99,7 @@ class HttpConnection(asyncio.Protocol):
         own = transport.get_extra_info("sockname")
         self.local = tuple(own[:2]) if own else None  # type: ignore[assignment]
         self.server.connections.add(self)
+        self.last_active = self.loop.time()
         self._arm_idle_timer()
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -109,9 +111,6 @@ class HttpConnection(asyncio.Protocol):
             self.idle_timer = None
 
     def data_received(self, data: bytes) -> None:
-        if self.idle_timer:
-            self.idle_timer.cancel()
-            self.idle_timer = None
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserError:  # httptools wraps errors raised in callbacks
@@ -231,15 +230,21 @@ class HttpConnection(asyncio.Protocol):
         if self.paused:
             self.paused = False
             self.transport.resume_reading()
-        self._arm_idle_timer()
+        self.last_active = self.loop.time()
 
     def _arm_idle_timer(self) -> None:
-        if self.idle_timer is None:
-            self.idle_timer = self.loop.call_later(KEEP_ALIVE_S, self.close_if_idle)
+        # One timer per connection, not per request: on firing it closes the connection
+        # if it has been idle long enough, or re-arms itself for the rest.
+        when = self.last_active + KEEP_ALIVE_S
+        self.idle_timer = self.loop.call_at(when, self.close_if_idle)
 
     def close_if_idle(self) -> None:
         self.idle_timer = None
-        if not self.running and self.transport:
+        if self.transport is None:
+            return
+        if self.running or self.last_active + KEEP_ALIVE_S > self.loop.time():
+            self._arm_idle_timer()
+        else:
             self.transport.close()
 
     def _abort(self, status: int | None) -> None:
