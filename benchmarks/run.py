@@ -11,10 +11,13 @@ What each number means: benchmarks/README.md.
 from __future__ import annotations
 
 import base64
+import contextlib
 import gc
 import json
 import os
 import platform
+import re
+import resource
 import shutil
 import signal
 import socket
@@ -23,6 +26,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -46,8 +50,10 @@ HANDLER = "def handler(event, context):\n    return event\n"
 EVENT = b'{"bench": true}'
 ROLE = "arn:aws:iam::000000000000:role/x"
 INVOKE_PATH = "/2015-03-31/functions/{}/invocations"
+INIT_DURATION = re.compile(rb"Init Duration: ([0-9.]+) ms")
+HZ = os.sysconf("SC_CLK_TCK")
 
-# (key in the results, label, unit, comparison, target value)
+# DESIGN.md section 6, by the keys of headline()
 TARGETS = {
     "warm_p50_ms": ("<=", 0.3),
     "warm_p99_ms": ("<=", 1.0),
@@ -92,7 +98,14 @@ class RawClient:
         return sock
 
     def request(self, raw: bytes) -> tuple[int, bytes]:
-        sock = self.sock or self._connect()
+        """Send one request, read its response; reconnect once if an idle connection died."""
+        if self.sock is not None:
+            try:
+                self.sock.sendall(raw)
+                return self._response(self.sock)
+            except ConnectionError:  # the server closed it while it was idle
+                self.close()
+        sock = self._connect()
         sock.sendall(raw)
         return self._response(sock)
 
@@ -169,7 +182,7 @@ def summary_ms(samples_ns: list[int]) -> dict:
 # --------------------------------------------------------------------------- phases
 
 
-def measure_warm(port: int, path: str) -> dict:
+def measure_warm(server_pid: int, port: int, path: str) -> dict:
     """Sequential invokes on one connection; each timed from send to the last body byte."""
     client = RawClient(port)
     raw = http_request("POST", path, EVENT)
@@ -182,6 +195,7 @@ def measure_warm(port: int, path: str) -> dict:
     samples: list[int] = []
     stop_at = time.monotonic() + WARM_MAX_S
     clock = time.perf_counter_ns
+    meter = CpuMeter(server_pid)
     gc.disable()  # a collection in the client is not the server's latency
     try:
         for _ in range(WARM_N):
@@ -194,7 +208,8 @@ def measure_warm(port: int, path: str) -> dict:
     finally:
         gc.enable()
         client.close()
-    return summary_ms(samples) | {"errors": errors, "warmup": "1 s or 1,000 invokes"}
+    cpu = meter.stop(len(samples))
+    return summary_ms(samples) | {"errors": errors, "warmup": "1 s or 1,000 invokes", "cpu": cpu}
 
 
 def call_ok(client: RawClient, raw: bytes) -> bool:
@@ -275,12 +290,14 @@ def measure_throughput(server: CorralProcess, port: int, path: str, workdir: Pat
     url = f"http://{HOST}:{port}{path}"
     probe = RawClient(port)
     runs: dict[str, dict] = {}
-    memory: dict = {}
     for conns in CONCURRENCY:
         warm_failures = concurrent_warmup(port, path, conns)
         run_wrk(wrk, script, url, conns, 1)  # settle the pool and the loop at this load
         before = health(probe)
+        meter = CpuMeter(server.proc.pid)
         result = run_wrk(wrk, script, url, conns, THROUGHPUT_S)
+        result["cpu"] = meter.stop(result["requests"])
+        result["memory"] = measure_memory(server.proc.pid)
         result |= {"environments_before": before, "environments_after": health(probe)}
         result["warmup_failures"] = warm_failures
         runs[str(conns)] = result
@@ -288,10 +305,8 @@ def measure_throughput(server: CorralProcess, port: int, path: str, workdir: Pat
             f"c={conns}: {result['invokes_per_s']}/s, non-2xx {result['non_2xx']}, "
             f"environments {result['environments_after']}"
         )
-        if conns == CONCURRENCY[-1]:
-            memory = measure_memory(server.proc.pid)
     probe.close()
-    return {"runs": runs, "memory_after_last_run": memory, "wrk": wrk_version(wrk)}
+    return {"runs": runs, "wrk": wrk_version(wrk)}
 
 
 def wrk_version(wrk: str) -> str:
@@ -306,7 +321,7 @@ def measure_cold(port: int) -> dict:
     deployment would.
     """
     client = RawClient(port)
-    creates, firsts, failures = [], [], []
+    creates, firsts, failures, names = [], [], [], []
     pending_retries = 0
     stamp = os.getpid()
     for i in range(COLD_N):
@@ -330,38 +345,111 @@ def measure_cold(port: int) -> dict:
             continue
         creates.append(t1 - t0)
         firsts.append(t3 - t2)
+        names.append(name)
+    inits = [init_duration_ms(client, name) for name in names]
     client.close()
     return {
         "first_invoke": summary_ms(firsts),
         "create_function": summary_ms(creates),
+        "init_duration_p50_ms": percentile([i for i in inits if i is not None], 50),
         "pending_retries": pending_retries,
         "failures": failures[:5],
         "failure_count": len(failures),
     }
 
 
+def init_duration_ms(client: RawClient, name: str) -> float | None:
+    """The Init Duration of the function's REPORT line: environment start to first /next."""
+    status, body = call(client, "GET", f"/corral/v1/functions/{name}/logs?offset=0&wait_s=1")
+    m = INIT_DURATION.search(body) if status == 200 else None
+    return float(m.group(1)) if m else None
+
+
+# --------------------------------------------------------------------------- CPU time
+
+
+def _cpu_s(pid: int) -> float:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0.0
+    fields = stat[stat.rfind(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / HZ
+
+
+def _machine_cpu_s() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine since boot, summed over its CPUs."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    idle = values[3] + values[4]  # idle + iowait
+    return (sum(values) - idle) / HZ, sum(values) / HZ
+
+
+class CpuMeter:
+    """CPU time over one measured interval: the server, its environments, the client
+    (this process and the wrk it ran) and, by difference, every other process here.
+
+    Where an invoke's CPU goes, and how much of the machine others took meanwhile (the
+    box is shared; wall-clock figures move with it, CPU per invoke much less).
+    """
+
+    def __init__(self, server_pid: int) -> None:
+        self.server_pid = server_pid
+        self.start = self._snapshot()
+
+    def _snapshot(self) -> dict[str, float]:
+        me = resource.getrusage(resource.RUSAGE_SELF)
+        kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+        busy, total = _machine_cpu_s()
+        return {
+            "server": _cpu_s(self.server_pid),
+            "environments": sum(_cpu_s(p) for t in environment_trees(self.server_pid) for p in t),
+            "client": me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime,
+            "busy": busy,
+            "total": total,
+        }
+
+    def stop(self, invokes: int) -> dict:
+        end = self._snapshot()
+        d = {k: end[k] - self.start[k] for k in end}
+        per = 1e6 / invokes if invokes else 0.0
+        others = max(0.0, d["busy"] - d["server"] - d["environments"] - d["client"])
+        total = d["total"] or 1.0
+        return {
+            "server_us_per_invoke": round(d["server"] * per),
+            "environments_us_per_invoke": round(d["environments"] * per),
+            "client_us_per_invoke": round(d["client"] * per),
+            "machine_busy_pct": round(100 * d["busy"] / total, 1),
+            "other_processes_pct": round(100 * others / total, 1),
+        }
+
+
 # --------------------------------------------------------------------------- memory
 
 
-def _children(pid: int) -> list[int]:
-    kids = []
+def _children_by_parent() -> dict[int, list[int]]:
+    """One pass over /proc: parent pid -> its children."""
+    kids: dict[int, list[int]] = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             try:
                 stat = Path(f"/proc/{entry}/stat").read_text()
             except OSError:
                 continue
-            if int(stat[stat.rfind(")") + 2 :].split()[1]) == pid:
-                kids.append(int(entry))
+            kids.setdefault(int(stat[stat.rfind(")") + 2 :].split()[1]), []).append(int(entry))
     return kids
 
 
-def _tree(pid: int) -> list[int]:
-    pids, todo = [], [pid]
-    while todo:
-        pids.append(todo.pop())
-        todo.extend(_children(pids[-1]))
-    return pids
+def environment_trees(server_pid: int) -> list[list[int]]:
+    """Each child of the server (an environment) with all its descendants."""
+    kids = _children_by_parent()
+    trees = []
+    for child in kids.get(server_pid, []):
+        pids, todo = [], [child]
+        while todo:
+            pids.append(todo.pop())
+            todo.extend(kids.get(pids[-1], []))
+        trees.append(pids)
+    return trees
 
 
 def _kb(path: str, field: str) -> int:
@@ -374,8 +462,7 @@ def _kb(path: str, field: str) -> int:
     return 0
 
 
-def tree_memory_mb(pid: int) -> dict:
-    pids = _tree(pid)
+def tree_memory_mb(pids: list[int]) -> dict:
     pss = sum(_kb(f"/proc/{p}/smaps_rollup", "Pss:") for p in pids)
     rss = sum(_kb(f"/proc/{p}/status", "VmRSS:") for p in pids)
     return {"pss_mb": round(pss / 1024, 2), "rss_mb": round(rss / 1024, 2), "processes": len(pids)}
@@ -387,7 +474,7 @@ def measure_memory(server_pid: int) -> dict:
         "rss_mb": round(_kb(f"/proc/{server_pid}/status", "VmRSS:") / 1024, 2),
         "pss_mb": round(_kb(f"/proc/{server_pid}/smaps_rollup", "Pss:") / 1024, 2),
     }
-    envs = [tree_memory_mb(pid) for pid in _children(server_pid)]
+    envs = [tree_memory_mb(pids) for pids in environment_trees(server_pid)]
     envs = [e for e in envs if e["rss_mb"]]
     pss = [e["pss_mb"] for e in envs]
     return {
@@ -404,20 +491,19 @@ def measure_memory(server_pid: int) -> dict:
 
 def machine() -> dict:
     cpu = ""
-    try:
+    with contextlib.suppress(OSError, StopIteration):
         cpu = next(
             line.split(":", 1)[1].strip()
             for line in Path("/proc/cpuinfo").read_text().splitlines()
             if line.startswith("model name")
         )
-    except (OSError, StopIteration):
-        pass
     return {
         "nproc": os.cpu_count(),
         "cpu": cpu,
         "python": platform.python_version(),
         "kernel": platform.release(),
         "memory_mb": _kb("/proc/meminfo", "MemTotal:") // 1024,
+        "loadavg_1m": float(Path("/proc/loadavg").read_text().split()[0]),
     }
 
 
@@ -436,12 +522,12 @@ def headline(results: dict) -> dict:
     """The figures that have targets, flat, by the keys of TARGETS."""
     warm = results.get("warm", {})
     runs = results.get("throughput", {}).get("runs", {})
-    memory = results.get("throughput", {}).get("memory_after_last_run", {})
+    memory = runs.get(str(CONCURRENCY[-1]), {}).get("memory", {})
     cold = results.get("cold", {})
     return {
         "warm_p50_ms": warm.get("p50_ms"),
         "warm_p99_ms": warm.get("p99_ms"),
-        "rps_16": runs.get("16", {}).get("invokes_per_s"),
+        "rps_16": runs.get(str(CONCURRENCY[-1]), {}).get("invokes_per_s"),
         "cold_p50_ms": cold.get("first_invoke", {}).get("p50_ms"),
         "create_p50_ms": cold.get("create_function", {}).get("p50_ms"),
         "idle_env_pss_mb": memory.get("environment_pss_mb", {}).get("median"),
@@ -467,11 +553,12 @@ def _fmt(value: object, unit: str) -> str:
     return f"{value} {unit}".strip()
 
 
-def markdown(results: dict) -> str:
+def _rows(results: dict) -> list[tuple[str, object, str, str]]:
+    """(label, value, unit, key in TARGETS or "") for each line of the table."""
     h = headline(results)
     warm = results.get("warm", {})
     runs = results.get("throughput", {}).get("runs", {})
-    memory = results.get("throughput", {}).get("memory_after_last_run", {})
+    memory = runs.get(str(CONCURRENCY[-1]), {}).get("memory", {})
     cold = results.get("cold", {})
     rows: list[tuple[str, object, str, str]] = [
         ("Warm invoke p50, 1 client", h["warm_p50_ms"], "ms", "warm_p50_ms"),
@@ -485,35 +572,57 @@ def markdown(results: dict) -> str:
         label = f"Throughput, {conns} connection{'s' if conns > 1 else ''}"
         label += f" ({run.get('non_2xx', 'n/a')} non-2xx, {envs} environments)"
         rows.append((label, run.get("invokes_per_s"), "/s", "rps_16" if conns == 16 else ""))
+    first = cold.get("first_invoke", {})
+    env_rss = memory.get("environment_rss_mb", {}).get("median")
+    alone = runs.get("1", {}).get("memory", {}).get("environment_pss_mb", {}).get("median")
     rows += [
         ("Cold start p50 (first invoke of a new function)", h["cold_p50_ms"], "ms", "cold_p50_ms"),
-        ("Cold start p99", cold.get("first_invoke", {}).get("p99_ms"), "ms", ""),
+        ("Cold start p99", first.get("p99_ms"), "ms", ""),
+        ("Init Duration p50 (server's REPORT line)", cold.get("init_duration_p50_ms"), "ms", ""),
         ("CreateFunction p50 (small zip)", h["create_p50_ms"], "ms", "create_p50_ms"),
         ("Idle environment PSS (median)", h["idle_env_pss_mb"], "MB", "idle_env_pss_mb"),
-        (
-            "Idle environment RSS (median)",
-            memory.get("environment_rss_mb", {}).get("median"),
-            "MB",
-            "",
-        ),
+        ("Idle environment RSS (median)", env_rss, "MB", ""),
+        ("Idle environment PSS, alone (after the 1-connection run)", alone, "MB", ""),
         ("Server RSS after the 16-connection run", h["server_rss_mb"], "MB", "server_rss_mb"),
     ]
+    return rows
+
+
+def _cpu_note(results: dict) -> list[str]:
+    phases = [("1 client, sequential", results.get("warm", {}).get("cpu"))]
+    for conns, run in results.get("throughput", {}).get("runs", {}).items():
+        plural = "s" if conns != "1" else ""
+        phases.append((f"wrk, {conns} connection{plural}", run.get("cpu")))
+    lines = ["", "| CPU per invoke (µs) | server | environments | client | others' share |"]
+    lines.append("|---|---:|---:|---:|---:|")
+    for label, cpu in phases:
+        if cpu:
+            lines.append(
+                f"| {label} | {cpu['server_us_per_invoke']} | {cpu['environments_us_per_invoke']} "
+                f"| {cpu['client_us_per_invoke']} | {cpu['other_processes_pct']}% |"
+            )
+    return lines if len(lines) > 3 else []
+
+
+def markdown(results: dict) -> str:
     m, g = results["machine"], results["git"]
     lines = [
         f"Corral benchmarks, {results['timestamp']}, commit {g['commit']}"
         + (" (dirty)" if g.get("dirty") and g["commit"] != "uncommitted" else "")
         + f", sandbox `{SANDBOX}`",
-        f"{m['nproc']} CPUs ({m['cpu']}), Python {m['python']}, kernel {m['kernel']}",
+        f"{m['nproc']} CPUs ({m['cpu']}), Python {m['python']}, kernel {m['kernel']}, "
+        f"load average {m['loadavg_1m']} at the start",
         "",
         "| Measure | Result | Target | |",
         "|---|---:|---:|---|",
     ]
-    for label, value, unit, key in rows:
+    for label, value, unit, key in _rows(results):
         target = ""
         if key:
             op, t = TARGETS[key]
             target = f"{'≤' if op == '<=' else '≥'} {t:,}{'' if unit == '/s' else ' '}{unit}"
         lines.append(f"| {label} | {_fmt(value, unit)} | {target} | {verdict(key, value)} |")
+    lines += _cpu_note(results)
     if results.get("errors"):
         lines += ["", "Errors: " + "; ".join(results["errors"])]
     return "\n".join(lines) + "\n"
@@ -537,7 +646,7 @@ def write_results(results: dict) -> str:
 # --------------------------------------------------------------------------- main
 
 
-def run_phase(results: dict, name: str, server: CorralProcess, phase) -> None:
+def run_phase(results: dict, name: str, server: CorralProcess, phase: Callable[[], dict]) -> None:
     """A phase that breaks is recorded, and the others still run while the server lives."""
     if server.proc is None or server.proc.poll() is not None:
         results["errors"].append(f"{name}: skipped, the server is not running")
@@ -575,7 +684,7 @@ def benchmark(server: CorralProcess, port: int, workdir: Path) -> dict:
         raise RuntimeError(f"Invoke answered {status}: {body[:300]!r}")
     results["first_function_ms"] = round((time.perf_counter_ns() - t0) / 1e6, 3)
     client.close()
-    run_phase(results, "warm", server, lambda: measure_warm(port, path))
+    run_phase(results, "warm", server, lambda: measure_warm(server.proc.pid, port, path))
     run_phase(
         results, "throughput", server, lambda: measure_throughput(server, port, path, workdir)
     )
@@ -587,15 +696,13 @@ def benchmark(server: CorralProcess, port: int, workdir: Path) -> dict:
 
 def stop_server(server: CorralProcess) -> None:
     """Stop the server; report and kill environments it left behind (a server bug)."""
-    pid = server.proc.pid if server.proc else None
-    before = {p: _start_time(p) for p in _tree(pid)[1:]} if pid else {}
+    trees = environment_trees(server.proc.pid) if server.proc else []
+    before = {p: _start_time(p) for pids in trees for p in pids}
     server.stop()
     leaked = [p for p, started in before.items() if started and _start_time(p) == started]
     for p in leaked:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(p, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
     if leaked:
         log(f"the server left {len(leaked)} environment process(es) running after SIGTERM")
 
@@ -629,7 +736,7 @@ def main() -> int:
             stop_server(server)
     results["run_seconds"] = round(time.monotonic() - started, 1)
     table = write_results(results)
-    print(table)
+    print(table, flush=True)
     return 1 if results["errors"] else 0
 
 

@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from corral.fleet.runtime_api import RuntimeApiConnection, RuntimeApiError, listening_socket
-from corral.fleet.runtimes import RuntimeCatalogue
+from corral.fleet.runtimes import RUNTIMES_DIR, RuntimeCatalogue
 from corral.fleet.sandbox import Sandbox, SandboxProcess, SandboxSpec
 from corral.model import limits, report
 from corral.model.arn import Scope
@@ -156,7 +156,7 @@ class Environment:
             **c.environment,
             "_HANDLER": c.handler,
             "LAMBDA_TASK_ROOT": str(self.code_dir),
-            "LAMBDA_RUNTIME_DIR": str(self.code_dir.parent),
+            "LAMBDA_RUNTIME_DIR": str(RUNTIMES_DIR),
             "AWS_LAMBDA_RUNTIME_API": runtime_api,
             "AWS_LAMBDA_FUNCTION_NAME": c.name,
             "AWS_LAMBDA_FUNCTION_VERSION": c.version,

@@ -19,7 +19,8 @@ from pathlib import Path
 
 from corral.model.function import CUSTOM_RUNTIMES, PYTHON_RUNTIMES
 
-PYTHON_BOOTSTRAP_DIR = Path(__file__).resolve().parent.parent / "runtimes" / "python"
+RUNTIMES_DIR = Path(__file__).resolve().parent.parent / "runtimes"  # LAMBDA_RUNTIME_DIR
+PYTHON_BOOTSTRAP_DIR = RUNTIMES_DIR / "python"
 PYTHON_BOOTSTRAP_MODULE = "_corral_bootstrap"
 
 
