@@ -23,8 +23,15 @@ class CorralProcess:
     Use as a context manager; `url` is set once the ready line has been read.
     """
 
-    def __init__(self, data_dir: Path, *extra_args: str, env: dict[str, str] | None = None):
+    def __init__(
+        self,
+        data_dir: Path,
+        *extra_args: str,
+        env: dict[str, str] | None = None,
+        cwd: Path | None = None,
+    ):
         self.data_dir = Path(data_dir)
+        self.cwd = cwd
         self.extra_args = extra_args
         self.env = {**os.environ, **(env or {})}
         self.proc: subprocess.Popen[str] | None = None
@@ -42,6 +49,7 @@ class CorralProcess:
             stderr=subprocess.STDOUT,
             text=True,
             env=self.env,
+            cwd=self.cwd,
             start_new_session=True,
         )
         self._ready.clear()

@@ -45,7 +45,8 @@ class Corral:
     def __init__(self, settings: Settings, ready_url: str) -> None:
         self.settings = settings
         self.ready_url = ready_url
-        data = settings.data_dir
+        # Absolute: runtimes run with their code directory as cwd and get paths under it.
+        data = settings.data_dir.resolve()
         data.mkdir(parents=True, exist_ok=True)
         self.scope = Scope(settings.region, settings.account)
         self.db = Database.sqlite(data / "corral.db")
@@ -130,5 +131,6 @@ async def _serve(settings: Settings, sock: socket.socket, url: str) -> None:
     await corral.startup()
     await stop.wait()
     log.info("stopping: waiting for running requests")
+    corral.logs.release_readers()  # log long-polls answer now instead of holding shutdown
     await server.shutdown()
     await corral.shutdown()

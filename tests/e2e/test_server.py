@@ -10,6 +10,7 @@ import sys
 import urllib.request
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 
@@ -130,3 +131,14 @@ def test_account_concurrency_limit_throttles_with_429(tmp_path, limit):
         error = caught.value.response
         assert error["ResponseMetadata"]["HTTPStatusCode"] == 429
         assert error["Reason"] == "ConcurrentInvocationLimitExceeded"
+
+
+def test_relative_data_dir_works_as_in_make_serve(tmp_path):
+    # `make serve` passes --data-dir .corral: every path handed to runtimes must be absolute.
+    with CorralProcess(Path(".corral"), cwd=tmp_path) as server:
+        client = lambda_client(server.url)
+        name = f"rel-{uuid.uuid4().hex[:8]}"
+        _create_sleeper(client, name)
+        response = client.invoke(FunctionName=name, Payload=b"{}")
+        assert "FunctionError" not in response, response["Payload"].read()
+    assert (tmp_path / ".corral" / "corral.db").is_file()

@@ -32,6 +32,7 @@ class FunctionLogs:
         root.mkdir(parents=True, exist_ok=True)
         self._logs: dict[str, _Log] = {}
         self._flush_handle: asyncio.TimerHandle | None = None
+        self._closing = False
 
     def path(self, function_name: str) -> Path:
         return self.root / f"{function_name}.log"
@@ -67,7 +68,7 @@ class FunctionLogs:
         With `wait_s`, waits up to that long for new output when there is none yet.
         """
         data = self._read_from(function_name, offset)
-        if not data and wait_s > 0:
+        if not data and wait_s > 0 and not self._closing:
             changed = self._log(function_name).changed
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(changed.wait(), wait_s)
@@ -81,6 +82,12 @@ class FunctionLogs:
                 return f.read(limit)
         except FileNotFoundError:
             return b""
+
+    def release_readers(self) -> None:
+        """End every long-poll now and refuse to start new ones (shutdown has begun)."""
+        self._closing = True
+        for log in self._logs.values():
+            log.changed.set()
 
     def close(self) -> None:
         self.flush()
