@@ -108,3 +108,29 @@ def test_report_measures_max_memory_used(lam):
     tail = base64.b64decode(response["LogResult"]).decode()
     used = int(tail.split("Max Memory Used: ")[1].split(" MB")[0])
     assert 64 <= used <= 256
+
+
+def test_output_printed_before_the_answer_is_logged_inside_the_invocation(lam, corral_url):
+    # Output reaches the server through a pipe and the answer through a socket; whichever
+    # the server sees first, the lines belong between this invocation's START and END.
+    source = (
+        "def handler(event, context):\n"
+        "    for i in range(event['lines']):\n"
+        "        print(f'line {i:04d} ' + 'x' * 1000)\n"
+        "    return 'done'\n"
+    )
+    name = _create(lam, source)
+    for _ in range(5):
+        response = lam.invoke(FunctionName=name, Payload=b'{"lines": 100}', LogType="Tail")
+        assert b"line 0099" in base64.b64decode(response["LogResult"])
+
+    def complete_log():
+        url = f"{corral_url}/corral/v1/functions/{name}/logs?offset=0"
+        with urllib.request.urlopen(url, timeout=5) as reply:
+            text = reply.read().decode()
+        return text if text.count("REPORT RequestId") == 5 else None
+
+    log = wait_until(complete_log, what="five REPORT lines")
+    for block in log.split("START RequestId: ")[1:]:
+        body, _, _ = block.partition("END RequestId: ")
+        assert body.count("line 0") == 100

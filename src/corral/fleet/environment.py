@@ -243,12 +243,14 @@ class Environment:
 
     def _finish(self, result: InvocationResult, status: str | None = None) -> None:
         inv, future = self._current or self._pending, self._future
-        self._current = self._pending = None
-        self._future = None
         if inv is None or future is None:
             return
-        self._answered = inv.request_id
+        # Output written before the runtime answered is already in the pipe: it belongs to
+        # this invocation, so it is read while the invocation is still current.
         self._drain_output()
+        self._current = self._pending = None
+        self._future = None
+        self._answered = inv.request_id
         buf = self._log_buf or bytearray(report.start_line(inv.request_id, self.config.version))
         if not buf.endswith(b"\n"):
             buf += b"\n"
