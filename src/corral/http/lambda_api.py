@@ -120,6 +120,11 @@ class LambdaApi:
         for route in routes:
             self.routes.setdefault(route.method, []).append(route)
 
+    def register(self, handlers: dict[str, Handler]) -> None:
+        """Add handlers for more operations (by botocore operation name). Called by the
+        composition root, so that each control-plane surface keeps its own module."""
+        self.handlers.update(handlers)
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request_id = new_request_id()
         path = scope["path"]
