@@ -14,6 +14,7 @@ import asyncio
 import base64
 import binascii
 import contextlib
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,6 +78,15 @@ _UNSUPPORTED = {
 }
 
 
+# What publishing compares: everything but identity, bookkeeping and the description.
+_VOLATILE = frozenset({"version", "revision_id", "last_modified", "description"})
+
+
+def _same_function(a: FunctionConfig, b: FunctionConfig) -> bool:
+    ra, rb = a.to_record(), b.to_record()
+    return all(ra[k] == rb[k] for k in ra if k not in _VOLATILE)
+
+
 @dataclass(frozen=True, slots=True)
 class FunctionPage:
     functions: list[FunctionConfig]
@@ -97,7 +107,8 @@ class FunctionService:
         self.fleet = fleet
         self.runtimes = runtimes
         self.scope = scope
-        self._cache: dict[str, FunctionConfig] = {}
+        self._cache: dict[str, FunctionConfig] = {}  # $LATEST by name
+        self._versions: dict[tuple[str, str], FunctionConfig] = {}  # published, immutable
         self._locks: dict[str, asyncio.Lock] = {}
 
     # ---- reads ------------------------------------------------------------------
@@ -114,18 +125,48 @@ class FunctionService:
             config = self._cache[name] = FunctionConfig.from_record(record)
         return config
 
-    def cached(self, name: str) -> FunctionConfig | None:
-        """The $LATEST configuration if it is in memory; None says "ask `get`"."""
-        return self._cache.get(name)
+    def cached(self, name: str, qualifier: str | None = None) -> FunctionConfig | None:
+        """The configuration if it is in memory; None says "ask `get_version`"."""
+        if qualifier is None or qualifier == LATEST:
+            return self._cache.get(name)
+        return self._versions.get((name, qualifier))
 
     def get_version(self, name: str, qualifier: str | None) -> FunctionConfig:
-        """The configuration a qualifier names; only $LATEST exists until versions land."""
+        """The configuration a qualifier names: $LATEST (also for None) or a version number.
+
+        Raises ResourceNotFoundException. Published versions never change, so they are
+        cached until deleted.
+        """
         config = self.get(name)
-        if qualifier not in (None, LATEST):
-            raise ResourceNotFoundException(
-                f"Function not found: {self.scope.function_arn(name, qualifier)}"
-            )
-        return config
+        if qualifier is None or qualifier == LATEST:
+            return config
+        version = self._versions.get((name, qualifier))
+        if version is None:
+            record = self.db.get_function(name, qualifier) if qualifier.isdigit() else None
+            if record is None:
+                raise ResourceNotFoundException(
+                    f"Function not found: {self.scope.function_arn(name, qualifier)}"
+                )
+            version = self._versions[(name, qualifier)] = FunctionConfig.from_record(record)
+        return version
+
+    def list_versions(self, name: str, marker: str | None, max_items: int | None) -> FunctionPage:
+        """$LATEST, then published versions in ascending order; the marker is a version."""
+        latest = self.get(name)
+        limit = min(max_items or limits.LIST_MAX_ITEMS, limits.LIST_MAX_ITEMS)
+        page: list[FunctionConfig] = []
+        after = 0
+        if marker is None:
+            page.append(latest)
+        elif marker.isdigit():
+            after = int(marker)
+        records = self.db.list_versions(name, after, limit + 1 - len(page))
+        page += [FunctionConfig.from_record(r) for r in records]
+        next_marker = None
+        if len(page) > limit:
+            page = page[:limit]
+            next_marker = page[-1].version
+        return FunctionPage(page, next_marker)
 
     def code_dir(self, config: FunctionConfig) -> Path:
         return self.code.unpacked_path(config.code_hexdigest)
@@ -148,8 +189,6 @@ class FunctionService:
         name = params["FunctionName"]
         name = name.rsplit(":", 1)[-1] if ":" in name else name
         self._refuse_unsupported(params)
-        if params.get("Publish"):
-            raise InvalidParameterValueException("Corral does not publish versions yet.")
         if params.get("PackageType", "Zip") != "Zip":
             raise InvalidParameterValueException("Corral runs .zip file archives only.")
         runtime, handler = params.get("Runtime"), params.get("Handler")
@@ -181,12 +220,12 @@ class FunctionService:
         except IntegrityError:
             raise ResourceConflictException(f"Function already exist: {name}") from None
         self._cache[name] = config
+        if params.get("Publish"):
+            return self._publish(name, None, None, None)
         return config
 
     async def update_code(self, name: str, params: dict) -> FunctionConfig:
         self._refuse_unsupported(params)
-        if params.get("Publish"):
-            raise InvalidParameterValueException("Corral does not publish versions yet.")
         async with self._lock(name):
             current = self.get(name)
             self._check_revision(current, params.get("RevisionId"))
@@ -200,7 +239,10 @@ class FunctionService:
                 changes["architectures"] = tuple(params["Architectures"])
             if params.get("DryRun"):
                 return current.replace(**changes, revision_id=current.revision_id)
-            return self._save(current, current.replace(**changes))
+            updated = self._save(current, current.replace(**changes))
+            if params.get("Publish"):
+                return self._publish(name, None, None, None)
+            return updated
 
     async def update_configuration(self, name: str, params: dict) -> FunctionConfig:
         self._refuse_unsupported(params)
@@ -219,19 +261,62 @@ class FunctionService:
                 changes["environment"] = self._environment(params["Environment"])
             return self._save(current, current.replace(**changes))
 
+    async def publish_version(
+        self,
+        name: str,
+        code_sha256: str | None = None,
+        description: str | None = None,
+        revision_id: str | None = None,
+    ) -> FunctionConfig:
+        """Snapshot $LATEST as the next version; if $LATEST has not changed since the last
+        published version, that version is returned instead (Lambda's PublishVersion)."""
+        async with self._lock(name):
+            return self._publish(name, code_sha256, description, revision_id)
+
+    def _publish(
+        self,
+        name: str,
+        code_sha256: str | None,
+        description: str | None,
+        revision_id: str | None,
+    ) -> FunctionConfig:
+        latest = self.get(name)
+        self._check_revision(latest, revision_id)
+        if code_sha256 is not None and code_sha256 != latest.code_sha256:
+            raise InvalidParameterValueException(
+                f"CodeSHA256 ({code_sha256}) is different from current CodeSHA256 in $LATEST "
+                f"({latest.code_sha256}). Please try again."
+            )
+        previous = self.db.latest_published(name)
+        if previous is not None and _same_function(FunctionConfig.from_record(previous), latest):
+            return FunctionConfig.from_record(previous)
+        number = str(self.db.next_version(name))
+        version = latest.replace(version=number)
+        if description is not None:
+            version = dataclasses.replace(version, description=description)
+        self.db.insert_version(version.to_record())
+        self._versions[(name, number)] = version
+        return version
+
     def delete(self, name: str, qualifier: str | None = None) -> None:
         config = self.get(name)
-        if qualifier not in (None, LATEST):
-            raise ResourceNotFoundException(
-                f"Function not found: {self.scope.function_arn(name, qualifier)}"
-            )
         if qualifier == LATEST:
             raise InvalidParameterValueException(
                 "$LATEST version cannot be deleted without deleting the function."
             )
+        if qualifier is not None:
+            version = self.get_version(name, qualifier)
+            self.db.delete_version(name, qualifier)
+            self._versions.pop((name, qualifier), None)
+            self.fleet.retire(name, qualifier)
+            self._discard_code_if_unused(version.code_hexdigest)
+            return
+        versions = [v for (n, _), v in self._versions.items() if n == name]
         self.db.delete_function(name)
         self._cache.pop(name, None)
         self._locks.pop(name, None)
+        for v in versions:
+            self._versions.pop((name, v.version), None)
         self.fleet.retire(name)
         self._discard_code_if_unused(config.code_hexdigest)
 
@@ -240,7 +325,7 @@ class FunctionService:
     def _save(self, old: FunctionConfig, new: FunctionConfig) -> FunctionConfig:
         self.db.update_function(new.to_record())
         self._cache[new.name] = new
-        self.fleet.retire(new.name)
+        self.fleet.retire(new.name, LATEST)
         if old.code_hexdigest != new.code_hexdigest:
             self._discard_code_if_unused(old.code_hexdigest)
         return new

@@ -87,7 +87,7 @@ class Environment:
         self.ctx = ctx
         self.state = State.STARTING
         self.idle_since = 0.0
-        self.log_stream = time.strftime("%Y/%m/%d/", time.gmtime()) + f"[$LATEST]{env_id}"
+        self.log_stream = time.strftime("%Y/%m/%d/", time.gmtime()) + f"[{config.version}]{env_id}"
         self._on_stopped = on_stopped
         self._loop = asyncio.get_running_loop()
         self._process: SandboxProcess | None = None

@@ -88,25 +88,27 @@ class Fleet:
     def __init__(self, ctx: FleetContext, keep_alive_s: float) -> None:
         self.ctx = ctx
         self.keep_alive_s = keep_alive_s
-        self.pools: dict[str, Pool] = {}
+        self.pools: dict[tuple[str, str], Pool] = {}  # by (function name, version)
         self._retired: set[Pool] = set()
         self._reap_handle: asyncio.TimerHandle | None = None
 
     def pool_for(self, config: FunctionConfig, code_dir: Callable[[FunctionConfig], Path]) -> Pool:
         """The pool of `config`'s revision, created (and the old one retired) on first use;
         `code_dir` is asked only then."""
-        pool = self.pools.get(config.name)
+        key = (config.name, config.version)
+        pool = self.pools.get(key)
         if pool is None or pool.config.revision_id != config.revision_id:
             if pool is not None:
                 self._retire(pool)
-            pool = self.pools[config.name] = Pool(config, code_dir(config), self)
+            pool = self.pools[key] = Pool(config, code_dir(config), self)
         return pool
 
-    def retire(self, function_name: str) -> None:
-        """Drain the function's environments (after an update or a delete)."""
-        pool = self.pools.pop(function_name, None)
-        if pool is not None:
-            self._retire(pool)
+    def retire(self, function_name: str, version: str | None = None) -> None:
+        """Drain the environments of one version, or of all versions of the function
+        (after an update or a delete); running invocations finish first."""
+        keys = [k for k in self.pools if k[0] == function_name and version in (None, k[1])]
+        for key in keys:
+            self._retire(self.pools.pop(key))
 
     def _retire(self, pool: Pool) -> None:
         pool.retire()

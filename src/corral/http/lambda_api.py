@@ -109,6 +109,8 @@ class LambdaApi:
             "UpdateFunctionConfiguration": self.update_function_configuration,
             "DeleteFunction": self.delete_function,
             "InvokeAsync": self.invoke_async,
+            "PublishVersion": self.publish_version,
+            "ListVersionsByFunction": self.list_versions_by_function,
         }
         routes = [
             _Route(op.name, op.method, _compile(op.request_uri), op.input_shape, op.response_code)
@@ -266,6 +268,21 @@ class LambdaApi:
         name, qualifier = self._name(params)
         self.functions.delete(name, qualifier)
         return 204, None
+
+    async def publish_version(self, params: dict, request: ApiRequest) -> tuple[int, object]:
+        name, _ = self._name(params)
+        version = await self.functions.publish_version(
+            name, params.get("CodeSha256"), params.get("Description"), params.get("RevisionId")
+        )
+        return 201, self._configuration(version)
+
+    async def list_versions_by_function(self, params: dict, request: ApiRequest):
+        name, _ = self._name(params)
+        page = self.functions.list_versions(name, params.get("Marker"), params.get("MaxItems"))
+        result: dict = {"Versions": [self._configuration(c) for c in page.functions]}
+        if page.next_marker:
+            result["NextMarker"] = page.next_marker
+        return 200, result
 
     async def invoke_async(self, params: dict, request: ApiRequest) -> tuple[int, object]:
         name, qualifier = self._name(params)

@@ -16,7 +16,7 @@ from corral.control.functions import FunctionService
 from corral.fleet.pool import Fleet
 from corral.invoke.background import Supervisor
 from corral.model import limits
-from corral.model.arn import LATEST, Scope
+from corral.model.arn import Scope
 from corral.model.errors import (
     InvalidRequestContentException,
     LambdaError,
@@ -83,7 +83,7 @@ class InvokeService:
             raise request_too_large(limit)
         inv = self._invocation(config, request)
         if kind == "Event":
-            self.background.start(self._run_event(config.name, inv), f"event {inv.request_id}")
+            self.background.start(self._run_event(config, inv), f"event {inv.request_id}")
             return InvokeOutcome(202, config.version, request.request_id)
         self._admit()
         try:
@@ -99,12 +99,11 @@ class InvokeService:
         call `invoke`. Never waits."""
         if (
             request.invocation_type != "RequestResponse"
-            or request.qualifier not in (None, LATEST)
             or len(request.payload) > limits.SYNC_REQUEST_MAX_BYTES
             or self.in_flight >= self.concurrency_limit
         ):
             return None
-        config = self.functions.cached(request.function_name)
+        config = self.functions.cached(request.function_name, request.qualifier)
         if config is None:
             return None
         pool = self.fleet.pool_for(config, self.functions.code_dir)
@@ -157,9 +156,8 @@ class InvokeService:
         finally:
             pool.release(env)
 
-    async def _run_event(self, function_name: str, inv: Invocation) -> None:
+    async def _run_event(self, config: FunctionConfig, inv: Invocation) -> None:
         """An Event invocation, run once in the background (the durable queue comes later)."""
-        config = self.functions.get(function_name)
         self.in_flight += 1
         try:
             await self._run(config, inv)

@@ -100,7 +100,9 @@ class FunctionConfig:
         """Lambda's FunctionConfiguration JSON."""
         wire: dict = {
             "FunctionName": self.name,
-            "FunctionArn": scope.function_arn(self.name),
+            "FunctionArn": scope.function_arn(
+                self.name, None if self.version == LATEST else self.version
+            ),
             "Runtime": self.runtime,
             "Role": self.role,
             "Handler": self.handler,

@@ -1,8 +1,9 @@
 """Function metadata in SQL (SQLAlchemy 2 Core): SQLite under the data dir by default.
 
-Tables: `functions` (one row per function: tags, creation time) and `function_versions`
-(one row per version; `$LATEST` for now) holding the configuration as JSON. The schema is
-created on start-up; the `meta.schema_version` row lets later versions migrate it.
+Tables: `functions` (one row per function: tags, creation time, the last version number
+handed out) and `function_versions` (one row per version, `$LATEST` included) holding the
+configuration as JSON. The schema is created on start-up and migrated forward by
+`_migrate` from the `meta.schema_version` row.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    cast,
     create_engine,
     delete,
     event,
@@ -29,7 +31,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Engine
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 metadata = MetaData()
 
@@ -46,6 +48,7 @@ functions = Table(
     Column("name", String(64), primary_key=True),
     Column("created_at", Float, nullable=False),
     Column("tags", Text, nullable=False, default="{}"),
+    Column("last_version", Integer, nullable=False, default=0),  # never reused, as in Lambda
 )
 
 function_versions = Table(
@@ -67,6 +70,16 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cur.close()
 
 
+def _migrate(conn, from_version: int) -> None:
+    if from_version < 2:
+        conn.exec_driver_sql(
+            "ALTER TABLE functions ADD COLUMN last_version INTEGER NOT NULL DEFAULT 0"
+        )
+    conn.execute(
+        update(meta).where(meta.c.key == "schema_version").values(value=str(SCHEMA_VERSION))
+    )
+
+
 class Database:
     """Synchronous, small, indexed statements; safe to call from the event loop for
     single-row work (sub-millisecond on SQLite WAL)."""
@@ -78,8 +91,11 @@ class Database:
         metadata.create_all(self.engine)
         with self.engine.begin() as conn:
             row = conn.execute(select(meta.c.value).where(meta.c.key == "schema_version"))
-            if row.first() is None:
+            found = row.first()
+            if found is None:
                 conn.execute(insert(meta).values(key="schema_version", value=str(SCHEMA_VERSION)))
+            elif int(found[0]) < SCHEMA_VERSION:
+                _migrate(conn, int(found[0]))
 
     @classmethod
     def sqlite(cls, path: Path) -> Database:
@@ -121,6 +137,55 @@ class Database:
                 .where(function_versions.c.version == version)
             ).first()
         return orjson.loads(row[0]) if row else None
+
+    def insert_version(self, record: dict) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(insert(function_versions).values(**self._version_row(record)))
+
+    def next_version(self, name: str) -> int:
+        """Hand out the function's next version number (1, 2, ...; never reused)."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(functions)
+                .where(functions.c.name == name)
+                .values(last_version=functions.c.last_version + 1)
+            )
+            row = conn.execute(select(functions.c.last_version).where(functions.c.name == name))
+            return int(row.scalar_one())
+
+    def list_versions(self, name: str, after: int, limit: int) -> list[dict]:
+        """Published versions (not $LATEST) in ascending order, numbered above `after`."""
+        numbered = function_versions.c.version != "$LATEST"
+        query = (
+            select(function_versions.c.config)
+            .where(function_versions.c.function_name == name)
+            .where(numbered)
+            .where(cast(function_versions.c.version, Integer) > after)
+            .order_by(cast(function_versions.c.version, Integer))
+            .limit(limit)
+        )
+        with self.engine.connect() as conn:
+            return [orjson.loads(row[0]) for row in conn.execute(query)]
+
+    def latest_published(self, name: str) -> dict | None:
+        query = (
+            select(function_versions.c.config)
+            .where(function_versions.c.function_name == name)
+            .where(function_versions.c.version != "$LATEST")
+            .order_by(cast(function_versions.c.version, Integer).desc())
+            .limit(1)
+        )
+        with self.engine.connect() as conn:
+            row = conn.execute(query).first()
+        return orjson.loads(row[0]) if row else None
+
+    def delete_version(self, name: str, version: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                delete(function_versions)
+                .where(function_versions.c.function_name == name)
+                .where(function_versions.c.version == version)
+            )
 
     def get_tags(self, name: str) -> dict[str, str]:
         with self.engine.connect() as conn:
