@@ -15,11 +15,13 @@ import sys
 import uvloop
 
 from corral.config import Settings
+from corral.control.aliases import AliasService
 from corral.control.functions import FunctionService
 from corral.fleet.environment import FleetContext
 from corral.fleet.pool import Fleet
 from corral.fleet.runtimes import RuntimeCatalogue
 from corral.fleet.sandbox.process import ProcessSandbox
+from corral.http.alias_api import AliasApi
 from corral.http.app import RootApp
 from corral.http.corral_api import CorralApi
 from corral.http.lambda_api import LambdaApi
@@ -61,15 +63,22 @@ class Corral:
         )
         self.functions = FunctionService(self.db, self.code, self.fleet, self.runtimes, self.scope)
         self.background = Supervisor()
+        self.aliases = AliasService(self.db, self.functions, self.scope)
         self.invoker = InvokeService(
-            self.functions, self.fleet, self.scope, settings.concurrency_limit, self.background
+            self.functions,
+            self.aliases,
+            self.fleet,
+            self.scope,
+            settings.concurrency_limit,
+            self.background,
         )
         model = ServiceModel.load()
+        lambda_api = LambdaApi(
+            model, InputValidator(model.shapes), self.functions, self.invoker, self.scope
+        )
+        lambda_api.register(AliasApi(self.aliases, self.scope).handlers())
         self.app = RootApp(
-            LambdaApi(
-                model, InputValidator(model.shapes), self.functions, self.invoker, self.scope
-            ),
-            CorralApi(self.functions, self.fleet, self.logs, self.runtimes),
+            lambda_api, CorralApi(self.functions, self.fleet, self.logs, self.runtimes)
         )
 
     async def startup(self) -> None:

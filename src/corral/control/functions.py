@@ -15,6 +15,7 @@ import base64
 import binascii
 import contextlib
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -109,6 +110,10 @@ class FunctionService:
         self.scope = scope
         self._cache: dict[str, FunctionConfig] = {}  # $LATEST by name
         self._versions: dict[tuple[str, str], FunctionConfig] = {}  # published, immutable
+        # Other services' rules and clean-up: called with (name, version) before a version
+        # is deleted (they may refuse by raising), and with (name) after a function is.
+        self.on_version_delete: list[Callable[[str, str], None]] = []
+        self.on_function_delete: list[Callable[[str], None]] = []
         self._locks: dict[str, asyncio.Lock] = {}
 
     # ---- reads ------------------------------------------------------------------
@@ -306,6 +311,8 @@ class FunctionService:
             )
         if qualifier is not None:
             version = self.get_version(name, qualifier)
+            for check in self.on_version_delete:
+                check(name, qualifier)
             self.db.delete_version(name, qualifier)
             self._versions.pop((name, qualifier), None)
             self.fleet.retire(name, qualifier)
@@ -318,6 +325,8 @@ class FunctionService:
         for v in versions:
             self._versions.pop((name, v.version), None)
         self.fleet.retire(name)
+        for forget in self.on_function_delete:
+            forget(name)
         self._discard_code_if_unused(config.code_hexdigest)
 
     # ---- helpers ----------------------------------------------------------------

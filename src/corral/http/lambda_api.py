@@ -232,7 +232,7 @@ class LambdaApi:
 
     async def get_function(self, params: dict, request: ApiRequest) -> tuple[int, object]:
         name, qualifier = self._name(params)
-        config = self.functions.get_version(name, qualifier)
+        config = self.invoker.aliases.primary(name, qualifier)
         result: dict = {
             "Configuration": self._configuration(config),
             "Code": {
@@ -247,7 +247,7 @@ class LambdaApi:
 
     async def get_function_configuration(self, params: dict, request: ApiRequest):
         name, qualifier = self._name(params)
-        return 200, self._configuration(self.functions.get_version(name, qualifier))
+        return 200, self._configuration(self.invoker.aliases.primary(name, qualifier))
 
     async def list_functions(self, params: dict, request: ApiRequest) -> tuple[int, object]:
         page = self.functions.list(params.get("Marker"), params.get("MaxItems"))

@@ -12,6 +12,7 @@ import base64
 import binascii
 from dataclasses import dataclass
 
+from corral.control.aliases import AliasService
 from corral.control.functions import FunctionService
 from corral.fleet.pool import Fleet
 from corral.invoke.background import Supervisor
@@ -60,12 +61,14 @@ class InvokeService:
     def __init__(
         self,
         functions: FunctionService,
+        aliases: AliasService,
         fleet: Fleet,
         scope: Scope,
         concurrency_limit: int,
         background: Supervisor,
     ) -> None:
         self.functions = functions
+        self.aliases = aliases
         self.fleet = fleet
         self.scope = scope
         self.concurrency_limit = concurrency_limit
@@ -74,7 +77,7 @@ class InvokeService:
 
     async def invoke(self, request: InvokeRequest) -> InvokeOutcome:
         """Raises LambdaError subclasses for API errors; function errors are in the result."""
-        config = self.functions.get_version(request.function_name, request.qualifier)
+        config = self.aliases.resolve(request.function_name, request.qualifier)
         kind = request.invocation_type
         if kind == "DryRun":
             return InvokeOutcome(204, config.version, request.request_id)
@@ -103,7 +106,7 @@ class InvokeService:
             or self.in_flight >= self.concurrency_limit
         ):
             return None
-        config = self.functions.cached(request.function_name, request.qualifier)
+        config = self.aliases.resolve_cached(request.function_name, request.qualifier)
         if config is None:
             return None
         pool = self.fleet.pool_for(config, self.functions.code_dir)

@@ -1,8 +1,8 @@
 """Function metadata in SQL (SQLAlchemy 2 Core): SQLite under the data dir by default.
 
 Tables: `functions` (one row per function: tags, creation time, the last version number
-handed out) and `function_versions` (one row per version, `$LATEST` included) holding the
-configuration as JSON. The schema is created on start-up and migrated forward by
+handed out), `function_versions` (one row per version, `$LATEST` included) and `aliases`,
+each holding its configuration as JSON. The schema is created on start-up and migrated forward by
 `_migrate` from the `meta.schema_version` row.
 """
 
@@ -58,6 +58,15 @@ function_versions = Table(
     Column("version", String(16), primary_key=True),
     Column("code_hexdigest", String(64), nullable=False, index=True),
     Column("code_size", Integer, nullable=False),
+    Column("config", Text, nullable=False),
+)
+
+
+aliases = Table(
+    "aliases",
+    metadata,
+    Column("function_name", ForeignKey("functions.name", ondelete="CASCADE"), primary_key=True),
+    Column("name", String(128), primary_key=True),
     Column("config", Text, nullable=False),
 )
 
@@ -187,6 +196,47 @@ class Database:
                 .where(function_versions.c.version == version)
             )
 
+    def put_alias(self, record: dict, create: bool) -> None:
+        row = {
+            "function_name": record["function_name"],
+            "name": record["name"],
+            "config": orjson.dumps(record).decode(),
+        }
+        with self.engine.begin() as conn:
+            if create:
+                conn.execute(insert(aliases).values(**row))
+            else:
+                conn.execute(
+                    update(aliases)
+                    .where(aliases.c.function_name == row["function_name"])
+                    .where(aliases.c.name == row["name"])
+                    .values(config=row["config"])
+                )
+
+    def get_alias(self, function_name: str, name: str) -> dict | None:
+        query = select(aliases.c.config).where(
+            aliases.c.function_name == function_name, aliases.c.name == name
+        )
+        with self.engine.connect() as conn:
+            row = conn.execute(query).first()
+        return orjson.loads(row[0]) if row else None
+
+    def list_aliases(self, function_name: str, after: str | None, limit: int) -> list[dict]:
+        query = select(aliases.c.config).where(aliases.c.function_name == function_name)
+        if after:
+            query = query.where(aliases.c.name > after)
+        with self.engine.connect() as conn:
+            rows = conn.execute(query.order_by(aliases.c.name).limit(limit))
+            return [orjson.loads(row[0]) for row in rows]
+
+    def delete_alias(self, function_name: str, name: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                delete(aliases).where(
+                    aliases.c.function_name == function_name, aliases.c.name == name
+                )
+            )
+
     def get_tags(self, name: str) -> dict[str, str]:
         with self.engine.connect() as conn:
             row = conn.execute(select(functions.c.tags).where(functions.c.name == name)).first()
@@ -203,6 +253,7 @@ class Database:
 
     def delete_function(self, name: str) -> None:
         with self.engine.begin() as conn:
+            conn.execute(delete(aliases).where(aliases.c.function_name == name))
             conn.execute(delete(function_versions).where(function_versions.c.function_name == name))
             conn.execute(delete(functions).where(functions.c.name == name))
 
