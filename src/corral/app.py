@@ -14,9 +14,12 @@ import sys
 
 import uvloop
 
+from corral.background import Supervisor
 from corral.config import Settings
 from corral.control.aliases import AliasService
 from corral.control.functions import FunctionService
+from corral.control.provisioned import ProvisionedService
+from corral.control.resources import ResourceService
 from corral.fleet.environment import FleetContext
 from corral.fleet.pool import Fleet
 from corral.fleet.runtimes import RuntimeCatalogue
@@ -25,14 +28,16 @@ from corral.http.alias_api import AliasApi
 from corral.http.app import RootApp
 from corral.http.corral_api import CorralApi
 from corral.http.lambda_api import LambdaApi
+from corral.http.provisioned_api import ProvisionedApi
+from corral.http.resource_api import ResourceApi
 from corral.http.server import HttpServer
 from corral.http.service_model import ServiceModel
-from corral.invoke.background import Supervisor
 from corral.invoke.service import InvokeService
 from corral.model.arn import Scope
 from corral.model.validation import InputValidator
 from corral.store.blobs import CodeStore
 from corral.store.db import Database
+from corral.store.resources import ResourceStore  # declares its tables: before Database
 from corral.telemetry.logs import FunctionLogs
 
 log = logging.getLogger("corral")
@@ -61,22 +66,38 @@ class Corral:
         self.fleet = Fleet(
             FleetContext(self.sandbox, self.runtimes, self.logs, self.scope), settings.keep_alive_s
         )
-        self.functions = FunctionService(self.db, self.code, self.fleet, self.runtimes, self.scope)
+        self.functions = FunctionService(
+            self.db,
+            self.code,
+            self.fleet,
+            self.runtimes,
+            self.scope,
+            settings.code_storage_limit_bytes,
+        )
         self.background = Supervisor()
         self.aliases = AliasService(self.db, self.functions, self.scope)
-        self.invoker = InvokeService(
+        self.resources = ResourceService(
+            ResourceStore(self.db),
             self.functions,
             self.aliases,
-            self.fleet,
             self.scope,
             settings.concurrency_limit,
-            self.background,
+            settings.code_storage_limit_bytes,
+        )
+        self.functions.on_function_delete.append(self.resources.forget)
+        self.invoker = InvokeService(
+            self.functions, self.aliases, self.resources, self.fleet, self.scope, self.background
         )
         model = ServiceModel.load()
         lambda_api = LambdaApi(
             model, InputValidator(model.shapes), self.functions, self.invoker, self.scope
         )
         lambda_api.register(AliasApi(self.aliases, self.scope).handlers())
+        self.provisioned = ProvisionedService(
+            self.db, self.functions, self.aliases, self.fleet, self.scope
+        )
+        lambda_api.register(ProvisionedApi(self.provisioned, self.scope).handlers())
+        lambda_api.register(ResourceApi(self.resources, self.scope).handlers())
         self.app = RootApp(
             lambda_api, CorralApi(self.functions, self.fleet, self.logs, self.runtimes)
         )
@@ -86,6 +107,7 @@ class Corral:
         stale = self.sandbox.cleanup_stale()
         if stale:
             log.warning("killed %d runtime(s) left behind by an earlier server", stale)
+        self.provisioned.restore()
         print(
             f"corral listening on {self.ready_url} "
             f"(data: {self.settings.data_dir}, sandbox: {self.sandbox.name})",

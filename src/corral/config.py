@@ -18,6 +18,7 @@ class Settings:
     account: str = "000000000000"
     keep_alive_s: float = 300.0
     concurrency_limit: int = limits.ACCOUNT_CONCURRENCY_DEFAULT
+    code_storage_limit_bytes: int = limits.CODE_STORAGE_DEFAULT_BYTES
     sandbox: str = "process"
     auth_configured: bool = False  # no authentication exists yet: non-loopback binds refused
 

@@ -17,6 +17,9 @@ def serve(
     data_dir: Path = typer.Option(Path(".corral"), help="Where functions, code and logs live."),
     keep_alive: float = typer.Option(300.0, help="Seconds an idle environment is kept warm."),
     concurrency_limit: int = typer.Option(1000, help="Account concurrency limit."),
+    code_storage_limit: int = typer.Option(
+        75 * 1024**3, help="Bytes of code packages, all versions together (Lambda: 75 GB)."
+    ),
     sandbox: str = typer.Option("process", help="Sandbox backend: process."),
     region: str = typer.Option("us-east-1", help="Region named in ARNs."),
     account: str = typer.Option("000000000000", help="Account id named in ARNs."),
@@ -30,6 +33,7 @@ def serve(
         account=account,
         keep_alive_s=keep_alive,
         concurrency_limit=concurrency_limit,
+        code_storage_limit_bytes=code_storage_limit,
         sandbox=sandbox,
     )
     from corral.app import serve as run

@@ -27,6 +27,7 @@ from corral.fleet.runtimes import RuntimeCatalogue
 from corral.model import limits
 from corral.model.arn import LATEST, Scope
 from corral.model.errors import (
+    CodeStorageExceededException,
     InvalidParameterValueException,
     InvalidRequestContentException,
     PreconditionFailedException,
@@ -40,6 +41,7 @@ from corral.model.function import (
     lambda_timestamp,
     new_revision_id,
 )
+from corral.model.tags import validate_tags
 from corral.store.blobs import CodeArtifact, CodeStore
 from corral.store.db import Database
 
@@ -102,8 +104,10 @@ class FunctionService:
         fleet: Fleet,
         runtimes: RuntimeCatalogue,
         scope: Scope,
+        code_storage_limit_bytes: int = limits.CODE_STORAGE_DEFAULT_BYTES,
     ) -> None:
         self.db = db
+        self.code_storage_limit_bytes = code_storage_limit_bytes
         self.code = code
         self.fleet = fleet
         self.runtimes = runtimes
@@ -204,6 +208,8 @@ class FunctionService:
             )
         self._check_runtime(runtime)
         environment = self._environment(params.get("Environment"))
+        tags = params.get("Tags") or {}
+        validate_tags(tags)
         if name in self._cache or self.db.get_function(name) is not None:
             raise ResourceConflictException(f"Function already exist: {name}")
         artifact = await self._ingest(params.get("Code") or {})
@@ -221,7 +227,7 @@ class FunctionService:
             **self._optional_settings(params),
         )
         try:
-            self.db.insert_function(config.to_record(), params.get("Tags") or {})
+            self.db.insert_function(config.to_record(), tags)
         except IntegrityError:
             raise ResourceConflictException(f"Function already exist: {name}") from None
         self._cache[name] = config
@@ -446,5 +452,7 @@ class FunctionService:
             raise InvalidRequestContentException(
                 "Could not parse request body into json: ZipFile is not valid base64"
             ) from None
+        if self.db.total_code_size() + len(zip_bytes) > self.code_storage_limit_bytes:
+            raise CodeStorageExceededException("Code storage limit exceeded.")
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(None, self.code.ingest, zip_bytes)

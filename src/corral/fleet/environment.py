@@ -80,8 +80,13 @@ class Environment:
         code_dir: Path,
         ctx: FleetContext,
         on_stopped: Callable[[Environment], None],
+        initialization_type: str = "on-demand",
     ) -> None:
         self.id = env_id
+        self.initialization_type = initialization_type
+        # Provisioned environments are initialized ahead of any invocation: their REPORT
+        # lines carry no Init Duration, and the reaper leaves them alone.
+        self.provisioned = initialization_type == "provisioned-concurrency"
         self.config = config
         self.code_dir = code_dir
         self.ctx = ctx
@@ -103,7 +108,8 @@ class Environment:
         self._started_at = 0.0
         self._dispatched_at = 0.0
         self._init_duration_ms: float | None = None
-        self._report_init = False
+        self._report_init = self.provisioned
+        self._ready_or_stopped = asyncio.Event()
         self._log_buf = bytearray()
         self._stopped = asyncio.Event()
         self._memory_used_mb = 0
@@ -163,7 +169,7 @@ class Environment:
             "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(c.memory_mb),
             "AWS_LAMBDA_LOG_GROUP_NAME": c.effective_log_group,
             "AWS_LAMBDA_LOG_STREAM_NAME": self.log_stream,
-            "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
+            "AWS_LAMBDA_INITIALIZATION_TYPE": self.initialization_type,
             "AWS_REGION": scope.region,
             "AWS_DEFAULT_REGION": scope.region,
             "AWS_EXECUTION_ENV": f"AWS_Lambda_{c.runtime}",
@@ -175,6 +181,7 @@ class Environment:
         if self.state is State.STOPPED:
             return
         self.state = State.STOPPED
+        self._ready_or_stopped.set()
         for timer in (self._timer, self._init_timer):
             if timer:
                 timer.cancel()
@@ -194,6 +201,12 @@ class Environment:
 
     async def wait_stopped(self) -> None:
         await self._stopped.wait()
+
+    async def wait_ready(self) -> bool:
+        """Wait until the runtime first asks for work (True) or the environment stops
+        before it does (False). Init is bounded by INIT_TIMEOUT_S, so this is too."""
+        await self._ready_or_stopped.wait()
+        return self.alive
 
     def _release_process(self) -> None:
         process = self._process
@@ -310,6 +323,7 @@ class Environment:
                 self._init_timer.cancel()
                 self._init_timer = None
             self.state = State.IDLE
+            self._ready_or_stopped.set()
         self._parked = conn
         if self._pending is not None:
             self._dispatch()

@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
+from corral.background import Supervisor
 from corral.fleet.environment import Environment, FleetContext, State
 from corral.model.function import FunctionConfig
 
@@ -29,6 +30,12 @@ class Pool:
         self.idle: list[Environment] = []  # ordered by idle_since, oldest first
         self.environments: set[Environment] = set()
         self.retired = False
+        # Provisioned concurrency: how many environments to keep initialized, and why the
+        # last attempt to start one failed, if it did.
+        self.provisioned_target = 0
+        self.provisioned: set[Environment] = set()
+        self.provisioned_ready: set[Environment] = set()
+        self.provision_error: str | None = None
 
     def take_idle(self) -> Environment | None:
         """The most recently used idle environment, if there is one. Never waits."""
@@ -46,10 +53,56 @@ class Pool:
         env = self.take_idle()
         if env is not None:
             return env
-        env = Environment(uuid.uuid4().hex, self.config, self.code_dir, self.fleet.ctx, self._gone)
-        self.environments.add(env)
+        env = self._new_environment("on-demand")
         await env.start()
         return env
+
+    def _new_environment(self, initialization_type: str) -> Environment:
+        env = Environment(
+            uuid.uuid4().hex,
+            self.config,
+            self.code_dir,
+            self.fleet.ctx,
+            self._gone,
+            initialization_type,
+        )
+        self.environments.add(env)
+        return env
+
+    def provision(self, target: int) -> None:
+        """Keep `target` environments initialized ahead of invocations (never reaped);
+        missing ones start in the background, surplus ones become ordinary."""
+        self.provisioned_target = target
+        self.provision_error = None
+        surplus = len(self.provisioned) - target
+        for env in list(self.provisioned)[: max(surplus, 0)]:
+            env.provisioned = False
+            self.provisioned.discard(env)
+            self.provisioned_ready.discard(env)
+        for _ in range(target - len(self.provisioned)):
+            self._start_provisioned()
+
+    def _start_provisioned(self) -> None:
+        env = self._new_environment("provisioned-concurrency")
+        self.provisioned.add(env)
+        self.fleet.background.start(self._initialize(env), f"provision {env.id}")
+
+    async def _initialize(self, env: Environment) -> None:
+        try:
+            await env.start()
+        except OSError as exc:
+            self.provision_error = f"Runtime failed to start: {exc}"
+            self.provisioned.discard(env)
+            return
+        if await env.wait_ready() and env.provisioned:
+            self.provisioned_ready.add(env)
+            self.release(env)
+        elif not env.alive and env.provisioned:
+            self.provision_error = "FUNCTION_ERROR_INIT_FAILURE: the runtime failed to initialize"
+
+    @property
+    def provisioned_available(self) -> int:
+        return len(self.provisioned_ready)
 
     def release(self, env: Environment) -> None:
         if self.retired or not env.alive:
@@ -63,6 +116,14 @@ class Pool:
         self.environments.discard(env)
         with contextlib.suppress(ValueError):
             self.idle.remove(env)
+        if env in self.provisioned:
+            self.provisioned.discard(env)
+            was_ready = env in self.provisioned_ready
+            self.provisioned_ready.discard(env)
+            # Replace an initialized one that ended (a timeout, a crash); not one that
+            # never came up, which would only fail again.
+            if was_ready and not self.retired and len(self.provisioned) < self.provisioned_target:
+                self._start_provisioned()
 
     def retire(self) -> None:
         """Stop idle environments now and busy ones when they are released."""
@@ -72,8 +133,9 @@ class Pool:
         self.idle.clear()
 
     def reap(self, cutoff: float) -> None:
-        while self.idle and self.idle[0].idle_since <= cutoff:
-            self.idle.pop(0).stop()
+        expired = [e for e in self.idle if e.idle_since <= cutoff and not e.provisioned]
+        for env in expired:
+            env.stop()
 
     def counts(self) -> dict[str, int]:
         by_state = {state.value: 0 for state in State}
@@ -89,6 +151,7 @@ class Fleet:
         self.ctx = ctx
         self.keep_alive_s = keep_alive_s
         self.pools: dict[tuple[str, str], Pool] = {}  # by (function name, version)
+        self.background = Supervisor()  # provisioned environments starting
         self._retired: set[Pool] = set()
         self._reap_handle: asyncio.TimerHandle | None = None
 
@@ -118,7 +181,8 @@ class Fleet:
     def schedule_reap(self) -> None:
         if self._reap_handle is not None:
             return
-        deadlines = [p.idle[0].idle_since for p in self.pools.values() if p.idle]
+        oldest = (next((e for e in p.idle if not e.provisioned), None) for p in self.pools.values())
+        deadlines = [env.idle_since for env in oldest if env is not None]
         if deadlines:
             delay = min(deadlines) + self.keep_alive_s - time.monotonic()
             loop = asyncio.get_running_loop()
@@ -138,6 +202,7 @@ class Fleet:
 
     async def shutdown(self, timeout_s: float = 10) -> None:
         """Stop every environment and wait (bounded) until their processes are reaped."""
+        await self.background.drain(0)
         if self._reap_handle:
             self._reap_handle.cancel()
             self._reap_handle = None

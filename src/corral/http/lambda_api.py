@@ -73,6 +73,11 @@ class _Route:
     pattern: re.Pattern[str]
     input_shape: str | None
     status: int
+    query: tuple[tuple[str, str], ...] = ()  # static query a template requires (?List=ALL)
+
+
+def _static_query(template: str) -> tuple[tuple[str, str], ...]:
+    return tuple(parse_qsl(template.partition("?")[2]))
 
 
 def _compile(template: str) -> re.Pattern[str]:
@@ -113,11 +118,25 @@ class LambdaApi:
             "ListVersionsByFunction": self.list_versions_by_function,
         }
         routes = [
-            _Route(op.name, op.method, _compile(op.request_uri), op.input_shape, op.response_code)
+            _Route(
+                op.name,
+                op.method,
+                _compile(op.request_uri),
+                op.input_shape,
+                op.response_code,
+                _static_query(op.request_uri),
+            )
             for op in model.operations.values()
         ]
-        # literal segments first, so /functions/{F}/configuration beats /functions/{F}
-        routes.sort(key=lambda r: (-r.pattern.pattern.count("/"), r.pattern.pattern.count("(?P")))
+        # literal segments first, so /functions/{F}/configuration beats /functions/{F}, and
+        # among equal paths the ones that require a static query (?List=ALL) first
+        routes.sort(
+            key=lambda r: (
+                -r.pattern.pattern.count("/"),
+                r.pattern.pattern.count("(?P"),
+                -len(r.query),
+            )
+        )
         self.routes: dict[str, list[_Route]] = {}
         for route in routes:
             self.routes.setdefault(route.method, []).append(route)
@@ -134,7 +153,7 @@ class LambdaApi:
             if scope["method"] == "POST" and (m := _INVOKE_PATH.fullmatch(path)):
                 await self._invoke(scope, receive, send, m.group(1), request_id)
                 return
-            route, params = self._route(scope["method"], path)
+            route, params = self._route(scope["method"], path, scope["query_string"])
             status, body = await self._call(route, params, scope, receive, request_id)
         except Exception as exc:
             await send_response(send, *render_error(exc, request_id))
@@ -146,10 +165,10 @@ class LambdaApi:
 
     # ---- routing and input ------------------------------------------------------
 
-    def _route(self, method: str, path: str) -> tuple[_Route, dict[str, str]]:
+    def _route(self, method: str, path: str, query: bytes) -> tuple[_Route, dict[str, str]]:
         for route in self.routes.get(method, ()):
             m = route.pattern.fullmatch(path)
-            if m:
+            if m and (not route.query or set(route.query) <= set(_query_pairs(query))):
                 return route, m.groupdict()
         raise UnknownOperationException(f"No Lambda operation matches {method} {path}")
 
@@ -178,7 +197,9 @@ class LambdaApi:
         """The operation's input members from wherever the model says they travel."""
         shape = self.model.shapes.get(route.input_shape or "", {})
         members = shape.get("members", {})
-        query = dict(parse_qsl(scope["query_string"].decode("latin-1"), keep_blank_values=True))
+        query: dict[str, list[str]] = {}
+        for key, value in _query_pairs(scope["query_string"]):
+            query.setdefault(key, []).append(value)
         params: dict = {}
         if body and not shape.get("payload"):
             try:
@@ -204,8 +225,14 @@ class LambdaApi:
             params[shape["payload"]] = body
         return params
 
-    def _query_value(self, spec: dict, value: str) -> object:
-        kind = self.model.shapes.get(spec["shape"], {}).get("type")
+    def _query_value(self, spec: dict, values: list[str]) -> object:
+        """A query member as its model type: lists take every occurrence (?k=a&k=b), other
+        types the last one."""
+        shape = self.model.shapes.get(spec["shape"], {})
+        kind = shape.get("type")
+        if kind == "list":
+            return values
+        value = values[-1]
         if kind in ("integer", "long"):
             try:
                 return int(value)
@@ -409,6 +436,10 @@ def _render_invoke(outcome: InvokeOutcome) -> tuple[int, Headers, bytes]:
         headers.append((b"x-amz-log-result", base64.b64encode(result.log_tail)))
     headers.append((b"content-length", str(len(result.payload)).encode()))
     return 200, headers, result.payload
+
+
+def _query_pairs(query: bytes) -> list[tuple[str, str]]:
+    return parse_qsl(query.decode("latin-1"), keep_blank_values=True)
 
 
 def _header(scope: Scope, name: bytes) -> str | None:

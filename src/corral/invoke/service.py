@@ -11,11 +11,12 @@ import asyncio
 import base64
 import binascii
 from dataclasses import dataclass
+from typing import Protocol
 
+from corral.background import Supervisor
 from corral.control.aliases import AliasService
 from corral.control.functions import FunctionService
 from corral.fleet.pool import Fleet
-from corral.invoke.background import Supervisor
 from corral.model import limits
 from corral.model.arn import Scope
 from corral.model.errors import (
@@ -33,6 +34,14 @@ from corral.model.invocation import (
     new_trace_id,
     platform_error,
 )
+
+
+class Concurrency(Protocol):
+    """Where reserved concurrency is configured (corral.control.resources)."""
+
+    def reserved_concurrency(self, function_name: str) -> int | None: ...
+    def unreserved_limit(self) -> int: ...
+
 
 CLIENT_CONTEXT_MAX_BYTES = 3583  # Lambda's limit on the decoded X-Amz-Client-Context
 
@@ -62,18 +71,21 @@ class InvokeService:
         self,
         functions: FunctionService,
         aliases: AliasService,
+        concurrency: Concurrency,
         fleet: Fleet,
         scope: Scope,
-        concurrency_limit: int,
         background: Supervisor,
     ) -> None:
         self.functions = functions
         self.aliases = aliases
+        self.concurrency = concurrency
         self.fleet = fleet
         self.scope = scope
-        self.concurrency_limit = concurrency_limit
         self.background = background
-        self.in_flight = 0
+        self.in_flight = 0  # every running invocation
+        self._running: dict[str, int] = {}  # by function, all versions together
+        self._unreserved_running = 0  # of functions without reserved concurrency
+        self._unreserved_by_function: dict[str, int] = {}
 
     async def invoke(self, request: InvokeRequest) -> InvokeOutcome:
         """Raises LambdaError subclasses for API errors; function errors are in the result."""
@@ -88,11 +100,11 @@ class InvokeService:
         if kind == "Event":
             self.background.start(self._run_event(config, inv), f"event {inv.request_id}")
             return InvokeOutcome(202, config.version, request.request_id)
-        self._admit()
+        self._admit(config.name)
         try:
             result = await self._run(config, inv)
         finally:
-            self.in_flight -= 1
+            self._leave(config.name)
         return InvokeOutcome(200, config.version, request.request_id, result)
 
     def invoke_warm(self, request: InvokeRequest) -> asyncio.Future[InvokeOutcome] | None:
@@ -103,7 +115,7 @@ class InvokeService:
         if (
             request.invocation_type != "RequestResponse"
             or len(request.payload) > limits.SYNC_REQUEST_MAX_BYTES
-            or self.in_flight >= self.concurrency_limit
+            or self._throttle_reason(request.function_name) is not None
         ):
             return None
         config = self.aliases.resolve_cached(request.function_name, request.qualifier)
@@ -117,11 +129,11 @@ class InvokeService:
         env = pool.take_idle()
         if env is None:
             return None
-        self.in_flight += 1
+        self._enter(config.name)
         outcome: asyncio.Future[InvokeOutcome] = asyncio.get_running_loop().create_future()
 
         def done(result: asyncio.Future[InvocationResult]) -> None:
-            self.in_flight -= 1
+            self._leave(config.name)
             pool.release(env)
             outcome.set_result(InvokeOutcome(200, config.version, inv.request_id, result.result()))
 
@@ -139,10 +151,40 @@ class InvokeService:
             want_tail=request.want_tail and request.invocation_type != "Event",
         )
 
-    def _admit(self) -> None:
-        if self.in_flight >= self.concurrency_limit:
-            raise TooManyRequestsException("Rate Exceeded.", ThrottleReason.ACCOUNT)
+    # ---- concurrency ------------------------------------------------------------------
+    # A function with reserved concurrency runs at most that many at once (0: none); the
+    # others share what the reservations leave of the account limit. Throttled requests
+    # get TooManyRequestsException with Lambda's Reason. Event invocations are counted but
+    # never refused here (they queue).
+
+    def _throttle_reason(self, name: str) -> str | None:
+        reserved = self.concurrency.reserved_concurrency(name)
+        if reserved is not None:
+            return ThrottleReason.RESERVED if self._running.get(name, 0) >= reserved else None
+        if self._unreserved_running >= self.concurrency.unreserved_limit():
+            return ThrottleReason.ACCOUNT
+        return None
+
+    def _admit(self, name: str) -> None:
+        reason = self._throttle_reason(name)
+        if reason is not None:
+            raise TooManyRequestsException("Rate Exceeded.", reason)
+        self._enter(name)
+
+    def _enter(self, name: str) -> None:
         self.in_flight += 1
+        self._running[name] = self._running.get(name, 0) + 1
+        if self.concurrency.reserved_concurrency(name) is None:
+            self._unreserved_running += 1
+            self._unreserved_by_function[name] = self._unreserved_by_function.get(name, 0) + 1
+
+    def _leave(self, name: str) -> None:
+        # What _enter counted, even if the reservation changed in between.
+        self.in_flight -= 1
+        _decrement(self._running, name)
+        if self._unreserved_by_function.get(name):
+            _decrement(self._unreserved_by_function, name)
+            self._unreserved_running -= 1
 
     async def _run(self, config: FunctionConfig, inv: Invocation) -> InvocationResult:
         pool = self.fleet.pool_for(config, self.functions.code_dir)
@@ -161,11 +203,19 @@ class InvokeService:
 
     async def _run_event(self, config: FunctionConfig, inv: Invocation) -> None:
         """An Event invocation, run once in the background (the durable queue comes later)."""
-        self.in_flight += 1
+        self._enter(config.name)
         try:
             await self._run(config, inv)
         finally:
-            self.in_flight -= 1
+            self._leave(config.name)
+
+
+def _decrement(counts: dict[str, int], key: str) -> None:
+    left = counts[key] - 1
+    if left:
+        counts[key] = left
+    else:
+        del counts[key]
 
 
 def request_too_large(limit: int) -> RequestTooLargeException:

@@ -55,6 +55,11 @@ class ValidationException(_UserError):
     status = 400
 
 
+class ProvisionedConcurrencyConfigNotFoundException(_UserError):
+    error_type = "ProvisionedConcurrencyConfigNotFoundException"
+    status = 404
+
+
 class InvalidParameterValueException(_UserError):
     error_type = "InvalidParameterValueException"
     status = 400

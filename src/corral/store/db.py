@@ -25,6 +25,7 @@ from sqlalchemy import (
     create_engine,
     delete,
     event,
+    func,
     insert,
     select,
     update,
@@ -68,6 +69,16 @@ aliases = Table(
     Column("function_name", ForeignKey("functions.name", ondelete="CASCADE"), primary_key=True),
     Column("name", String(128), primary_key=True),
     Column("config", Text, nullable=False),
+)
+
+
+provisioned_concurrency = Table(
+    "provisioned_concurrency",
+    metadata,
+    Column("function_name", ForeignKey("functions.name", ondelete="CASCADE"), primary_key=True),
+    Column("qualifier", String(128), primary_key=True),
+    Column("requested", Integer, nullable=False),
+    Column("last_modified", String(32), nullable=False),
 )
 
 
@@ -236,6 +247,47 @@ class Database:
                     aliases.c.function_name == function_name, aliases.c.name == name
                 )
             )
+
+    def put_provisioned(self, name: str, qualifier: str, requested: int, stamp: str) -> None:
+        row = {"requested": requested, "last_modified": stamp}
+        with self.engine.begin() as conn:
+            done = conn.execute(
+                update(provisioned_concurrency)
+                .where(provisioned_concurrency.c.function_name == name)
+                .where(provisioned_concurrency.c.qualifier == qualifier)
+                .values(**row)
+            )
+            if done.rowcount == 0:
+                conn.execute(
+                    insert(provisioned_concurrency).values(
+                        function_name=name, qualifier=qualifier, **row
+                    )
+                )
+
+    def list_provisioned(self, name: str | None = None) -> list[tuple[str, str, int, str]]:
+        """(function, qualifier, requested, last modified), by function then qualifier."""
+        t = provisioned_concurrency
+        query = select(t.c.function_name, t.c.qualifier, t.c.requested, t.c.last_modified)
+        if name is not None:
+            query = query.where(t.c.function_name == name)
+        with self.engine.connect() as conn:
+            rows = conn.execute(query.order_by(t.c.function_name, t.c.qualifier))
+            return [tuple(row) for row in rows]
+
+    def delete_provisioned(self, name: str, qualifier: str | None = None) -> None:
+        t = provisioned_concurrency
+        query = delete(t).where(t.c.function_name == name)
+        if qualifier is not None:
+            query = query.where(t.c.qualifier == qualifier)
+        with self.engine.begin() as conn:
+            conn.execute(query)
+
+    def total_code_size(self) -> int:
+        """CodeSize summed over every stored version of every function (Lambda's code
+        storage usage)."""
+        query = select(func.coalesce(func.sum(function_versions.c.code_size), 0))
+        with self.engine.connect() as conn:
+            return int(conn.execute(query).scalar_one())
 
     def get_tags(self, name: str) -> dict[str, str]:
         with self.engine.connect() as conn:
