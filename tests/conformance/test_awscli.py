@@ -176,3 +176,32 @@ def test_cli_get_missing_function_is_resource_not_found(aws):
     assert result.returncode in SERVICE_ERROR_RC, (result.returncode, result.stderr)
     assert "An error occurred (ResourceNotFoundException)" in result.stderr
     assert f"Function not found: {function_arn(name)}" in result.stderr
+
+
+def test_cli_versions_aliases_and_concurrency(aws, package, tmp_path):
+    name = unique_name("cli")
+    _create(aws, name, package)
+
+    version = _ok(aws("publish-version", "--function-name", name))
+    assert version["Version"] == "1"
+    versions = _ok(aws("list-versions-by-function", "--function-name", name))
+    assert [v["Version"] for v in versions["Versions"]] == ["$LATEST", "1"]
+    alias = _ok(
+        aws("create-alias", "--function-name", name, "--name", "live", "--function-version", "1")
+    )
+    assert alias["AliasArn"] == function_arn(name, "live")
+    out = tmp_path / "out.json"
+    invoked = _ok(
+        aws("invoke", "--function-name", name, "--qualifier", "live", "--payload", "{}", str(out))
+    )
+    assert invoked["ExecutedVersion"] == "1"
+    assert json.loads(out.read_text()) == {"got": {}}
+    reserved = _ok(
+        aws(
+            "put-function-concurrency",
+            "--function-name", name,
+            "--reserved-concurrent-executions", "5",
+        )
+    )  # fmt: skip
+    assert reserved["ReservedConcurrentExecutions"] == 5
+    assert _ok(aws("get-account-settings"))["AccountLimit"]["ConcurrentExecutions"] == 1000
