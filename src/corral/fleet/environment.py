@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from corral.fleet.runtime_api import RuntimeApiConnection, RuntimeApiError, listening_socket
+from corral.fleet.runtime_api import RuntimeApiConnection, RuntimeApiError
 from corral.fleet.runtimes import RUNTIMES_DIR, RuntimeCatalogue
 from corral.fleet.sandbox import Sandbox, SandboxProcess, SandboxSpec
 from corral.model import limits, report
@@ -122,19 +122,16 @@ class Environment:
     # ---- life cycle ---------------------------------------------------------------
 
     async def start(self) -> None:
-        """Open the Runtime API listener and spawn the runtime.
+        """Spawn the runtime in its sandbox and serve its Runtime API listener.
 
         Raises OSError if the runtime cannot be executed (the caller reports
         Runtime.InvalidEntrypoint).
         """
-        sock = listening_socket()
-        port = sock.getsockname()[1]
-        self._server = await self._loop.create_server(lambda: RuntimeApiConnection(self), sock=sock)
         launch = self.ctx.runtimes.launch(self.config.runtime, self.code_dir)
         spec = SandboxSpec(
             env_id=self.id,
             argv=launch.argv,
-            env=self._environment_variables(f"127.0.0.1:{port}"),
+            env=self._environment_variables(),
             code_dir=self.code_dir,
             memory_mb=self.config.memory_mb,
             ephemeral_storage_mb=self.config.ephemeral_storage_mb,
@@ -142,17 +139,23 @@ class Environment:
         )
         self._started_at = time.perf_counter()
         try:
-            self._process = self.ctx.sandbox.spawn(spec)
+            self._process = await self.ctx.sandbox.spawn(spec)
         except OSError:
-            self._server.close()
             self.state = State.STOPPED
             self._stopped.set()
+            self._ready_or_stopped.set()
             raise
+        # The listener is already listening: a runtime that connects before the server
+        # is created waits in the backlog.
+        self._server = await self._loop.create_server(
+            lambda: RuntimeApiConnection(self), sock=self._process.listener
+        )
         self._loop.add_reader(self._process.output_fd, self._on_output)
         self._loop.add_reader(self._process.exit_fd, self._on_exit)
         self._init_timer = self._loop.call_later(INIT_TIMEOUT_S, self._on_init_timeout)
 
-    def _environment_variables(self, runtime_api: str) -> dict[str, str]:
+    def _environment_variables(self) -> dict[str, str]:
+        """Lambda's environment variables; the sandbox adds AWS_LAMBDA_RUNTIME_API."""
         c, scope = self.config, self.ctx.scope
         env = {
             "PATH": "/usr/local/bin:/usr/bin:/bin:/opt/bin",
@@ -163,7 +166,6 @@ class Environment:
             "_HANDLER": c.handler,
             "LAMBDA_TASK_ROOT": str(self.code_dir),
             "LAMBDA_RUNTIME_DIR": str(RUNTIMES_DIR),
-            "AWS_LAMBDA_RUNTIME_API": runtime_api,
             "AWS_LAMBDA_FUNCTION_NAME": c.name,
             "AWS_LAMBDA_FUNCTION_VERSION": c.version,
             "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(c.memory_mb),

@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 from corral.fleet.environment import Environment, FleetContext, State
+from corral.fleet.runtime_api import listening_socket
 from corral.fleet.runtimes import RuntimeCatalogue
 from corral.model.arn import Scope
 from corral.model.function import FunctionConfig
@@ -22,6 +23,7 @@ class FakeProcess:
         self.exit_fd, self._exit_w = os.pipe()  # never readable: the process never exits
         self.returncode = None
         self.killed = False
+        self.listener = listening_socket()
 
     def poll(self):
         return self.returncode
@@ -36,6 +38,7 @@ class FakeProcess:
     def close(self) -> None:
         for fd in (self.output_fd, self.output_w, self.exit_fd, self._exit_w):
             os.close(fd)
+        self.listener.close()
 
 
 class FakeSandbox:
@@ -44,7 +47,8 @@ class FakeSandbox:
     def __init__(self) -> None:
         self.process = FakeProcess()
 
-    def spawn(self, spec):
+    async def spawn(self, spec):
+        self.spec = spec
         return self.process
 
     def cleanup_stale(self) -> int:

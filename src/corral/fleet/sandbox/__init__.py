@@ -7,6 +7,7 @@ chosen by configuration in `corral.app`. Everything above this package sees only
 
 from __future__ import annotations
 
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -14,7 +15,8 @@ from typing import Protocol
 
 @dataclass(frozen=True, slots=True)
 class SandboxSpec:
-    """What to run and within which limits. `env` is the complete environment."""
+    """What to run and within which limits. `env` is the complete environment but for
+    AWS_LAMBDA_RUNTIME_API, which the sandbox sets to where its listener is reachable."""
 
     env_id: str
     argv: tuple[str, ...]
@@ -30,6 +32,7 @@ class SandboxProcess(Protocol):
     pid: int
     output_fd: int  # non-blocking read end of the runtime's stdout and stderr
     exit_fd: int  # readable once the process has exited (a pidfd)
+    listener: socket.socket  # the Runtime API's listening socket, reachable by this runtime only
 
     def poll(self) -> int | None:
         """Reap the process if it has exited: the exit status, negative for a signal."""
@@ -47,8 +50,10 @@ class SandboxProcess(Protocol):
 class Sandbox(Protocol):
     name: str
 
-    def spawn(self, spec: SandboxSpec) -> SandboxProcess:
-        """Start the runtime. Raises OSError when the entry point cannot be executed."""
+    async def spawn(self, spec: SandboxSpec) -> SandboxProcess:
+        """Start the runtime with a Runtime API listener of its own (listening already,
+        non-blocking, TCP_NODELAY-capable). Raises OSError when the entry point cannot be
+        executed."""
 
     def cleanup_stale(self) -> int:
         """Remove what an earlier, killed server left behind; the count of things removed."""

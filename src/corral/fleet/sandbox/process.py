@@ -1,6 +1,8 @@
 """The `process` backend: the runtime is a child process in its own session, with rlimits.
 
-No isolation beyond what Unix users and rlimits give: the development baseline and the
+The Runtime API listener is on host loopback (a free port): reachable by anything on this
+host, which is why this backend is for development. No isolation beyond what Unix users
+and rlimits give: the development baseline and the
 fastest path. Spawning uses vfork (no Python runs between fork and exec), so limits are
 applied with prlimit right after the exec; the window is the interpreter's first
 instructions, before any user code runs.
@@ -16,9 +18,11 @@ import contextlib
 import os
 import resource
 import signal
+import socket
 import subprocess
 from pathlib import Path
 
+from corral.fleet.runtime_api import listening_socket
 from corral.fleet.sandbox import SandboxSpec
 
 MIB = 1024 * 1024
@@ -30,10 +34,22 @@ ENV_MARKER = "CORRAL_ENVIRONMENT_ID"
 
 
 class ProcessSandboxProcess:
-    __slots__ = ("_pid_file", "_popen", "_status_fd", "exit_fd", "output_fd", "pid", "returncode")
+    __slots__ = (
+        "_pid_file",
+        "_popen",
+        "_status_fd",
+        "exit_fd",
+        "listener",
+        "output_fd",
+        "pid",
+        "returncode",
+    )
 
-    def __init__(self, popen: subprocess.Popen, output_fd: int, pid_file: Path) -> None:
+    def __init__(
+        self, popen: subprocess.Popen, output_fd: int, pid_file: Path, listener: socket.socket
+    ) -> None:
         self._popen = popen  # only for its pid; reaping is ours (pidfd + waitpid)
+        self.listener = listener
         pid = self.pid = popen.pid
         self.output_fd = output_fd
         self.exit_fd = os.pidfd_open(pid)
@@ -87,9 +103,18 @@ class ProcessSandbox:
         self.run_dir = run_dir
         run_dir.mkdir(parents=True, exist_ok=True)
 
-    def spawn(self, spec: SandboxSpec) -> ProcessSandboxProcess:
+    async def spawn(self, spec: SandboxSpec) -> ProcessSandboxProcess:
+        listener = listening_socket()
+        try:
+            return self._spawn(spec, listener)
+        except BaseException:
+            listener.close()
+            raise
+
+    def _spawn(self, spec: SandboxSpec, listener: socket.socket) -> ProcessSandboxProcess:
         read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
-        env = {**spec.env, ENV_MARKER: spec.env_id}
+        port = listener.getsockname()[1]
+        env = {**spec.env, "AWS_LAMBDA_RUNTIME_API": f"127.0.0.1:{port}", ENV_MARKER: spec.env_id}
         try:
             # subprocess uses vfork (no preexec_fn is given), and unlike posix_spawn it can
             # set the working directory: runtimes such as awslambdaric import from cwd.
@@ -113,7 +138,7 @@ class ProcessSandbox:
         pid_file = self.run_dir / str(pid)
         pid_file.write_text(spec.env_id)
         os.set_blocking(read_fd, False)
-        return ProcessSandboxProcess(popen, read_fd, pid_file)
+        return ProcessSandboxProcess(popen, read_fd, pid_file, listener)
 
     def _limit(self, pid: int, spec: SandboxSpec) -> None:
         with contextlib.suppress(ProcessLookupError):
