@@ -17,6 +17,7 @@ import uvloop
 from corral.background import Supervisor
 from corral.config import Settings
 from corral.control.aliases import AliasService
+from corral.control.event_config import EventConfigService
 from corral.control.functions import FunctionService
 from corral.control.provisioned import ProvisionedService
 from corral.control.resources import ResourceService
@@ -27,16 +28,19 @@ from corral.fleet.sandbox.process import ProcessSandbox
 from corral.http.alias_api import AliasApi
 from corral.http.app import RootApp
 from corral.http.corral_api import CorralApi
+from corral.http.event_config_api import EventConfigApi
 from corral.http.lambda_api import LambdaApi
 from corral.http.provisioned_api import ProvisionedApi
 from corral.http.resource_api import ResourceApi
 from corral.http.server import HttpServer
 from corral.http.service_model import ServiceModel
+from corral.invoke.async_queue import EventDispatcher
 from corral.invoke.service import InvokeService
 from corral.model.arn import Scope
 from corral.model.validation import InputValidator
 from corral.store.blobs import CodeStore
 from corral.store.db import Database
+from corral.store.queue import SqliteEventQueue
 from corral.store.resources import ResourceStore  # declares its tables: before Database
 from corral.telemetry.logs import FunctionLogs
 
@@ -85,22 +89,43 @@ class Corral:
             settings.code_storage_limit_bytes,
         )
         self.functions.on_function_delete.append(self.resources.forget)
+        self.events = SqliteEventQueue(self.db)
         self.invoker = InvokeService(
-            self.functions, self.aliases, self.resources, self.fleet, self.scope, self.background
+            self.functions, self.aliases, self.resources, self.fleet, self.scope, self.events
+        )
+        self.event_configs = EventConfigService(self.db, self.aliases, self.scope)
+        self.dispatcher = EventDispatcher(
+            self.events,
+            self.invoker,
+            self.aliases,
+            self.event_configs,
+            self.scope,
+            settings.async_retry_delays_s,
+            self.background,
         )
         model = ServiceModel.load()
         lambda_api = LambdaApi(
             model, InputValidator(model.shapes), self.functions, self.invoker, self.scope
         )
         lambda_api.register(AliasApi(self.aliases, self.scope).handlers())
+        lambda_api.register(EventConfigApi(self.event_configs, self.scope).handlers())
         self.provisioned = ProvisionedService(
             self.db, self.functions, self.aliases, self.fleet, self.scope
         )
         lambda_api.register(ProvisionedApi(self.provisioned, self.scope).handlers())
         lambda_api.register(ResourceApi(self.resources, self.scope).handlers())
         self.app = RootApp(
-            lambda_api, CorralApi(self.functions, self.fleet, self.logs, self.runtimes)
+            lambda_api,
+            CorralApi(self.functions, self.fleet, self.logs, self.runtimes, self.queue_stats),
         )
+
+    def queue_stats(self) -> dict:
+        stats = self.events.stats()
+        return {
+            "depth": stats.depth,
+            "running": stats.running,
+            "oldest_age_s": round(stats.oldest_age_s, 3),
+        }
 
     async def startup(self) -> None:
         self.code.sweep_temporary()
@@ -108,6 +133,10 @@ class Corral:
         if stale:
             log.warning("killed %d runtime(s) left behind by an earlier server", stale)
         self.provisioned.restore()
+        released = self.events.release_leases()
+        if released:
+            log.warning("%d queued event(s) were running when the last server stopped", released)
+        self.background.start(self.dispatcher.run(), "event dispatcher")
         print(
             f"corral listening on {self.ready_url} "
             f"(data: {self.settings.data_dir}, sandbox: {self.sandbox.name})",
@@ -115,6 +144,7 @@ class Corral:
         )
 
     async def shutdown(self) -> None:
+        await self.dispatcher.stop()
         await self.background.drain(SHUTDOWN_DRAIN_S)
         await self.fleet.shutdown()
         self.logs.close()

@@ -19,6 +19,8 @@ class Settings:
     keep_alive_s: float = 300.0
     concurrency_limit: int = limits.ACCOUNT_CONCURRENCY_DEFAULT
     code_storage_limit_bytes: int = limits.CODE_STORAGE_DEFAULT_BYTES
+    # Waits before the 2nd and 3rd attempts of a failed Event invocation (Lambda: 1, 2 min).
+    async_retry_delays_s: tuple[float, ...] = (60.0, 120.0)
     sandbox: str = "process"
     auth_configured: bool = False  # no authentication exists yet: non-loopback binds refused
 

@@ -238,6 +238,12 @@ def test_runtimes_lists_python(corral_url):
     assert "python3.11" in {row[0] for row in rows}
 
 
+def test_queue_shows_depth_running_and_age(corral_url):
+    header, values = (line.split() for line in ok(corral_url, "queue").splitlines())
+    assert header[:2] == ["DEPTH", "RUNNING"]
+    assert all(value.replace(".", "").isdigit() for value in values)
+
+
 def test_connection_refused_exits_2_with_message():
     # a bound socket that never listens refuses connections, and holding it keeps the port
     with socket.socket() as sock:

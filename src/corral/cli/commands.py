@@ -384,3 +384,15 @@ def runtimes(endpoint: Endpoint = DEFAULT_ENDPOINT) -> None:
     with _api(endpoint) as api:
         described = api.request("GET", "/corral/v1/runtimes").json()
     _print_table(["RUNTIME", "RUNS ON"], [[k, str(v)] for k, v in sorted(described.items())])
+
+
+@app.command()
+def queue(endpoint: Endpoint = DEFAULT_ENDPOINT) -> None:
+    """Show the asynchronous invocation queue: events waiting or running, and the age of
+    the oldest."""
+    with _api(endpoint) as api:
+        stats = api.request("GET", "/corral/v1/queue").json()
+    _print_table(
+        ["DEPTH", "RUNNING", "OLDEST AGE (s)"],
+        [[str(stats["depth"]), str(stats["running"]), f"{stats['oldest_age_s']:.3f}"]],
+    )

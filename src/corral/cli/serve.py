@@ -20,6 +20,9 @@ def serve(
     code_storage_limit: int = typer.Option(
         75 * 1024**3, help="Bytes of code packages, all versions together (Lambda: 75 GB)."
     ),
+    async_retry_delays: str = typer.Option(
+        "60,120", help="Seconds before the retries of a failed Event invocation (Lambda's)."
+    ),
     sandbox: str = typer.Option("process", help="Sandbox backend: process."),
     region: str = typer.Option("us-east-1", help="Region named in ARNs."),
     account: str = typer.Option("000000000000", help="Account id named in ARNs."),
@@ -34,8 +37,19 @@ def serve(
         keep_alive_s=keep_alive,
         concurrency_limit=concurrency_limit,
         code_storage_limit_bytes=code_storage_limit,
+        async_retry_delays_s=_delays(async_retry_delays),
         sandbox=sandbox,
     )
     from corral.app import serve as run
 
     raise typer.Exit(run(settings))
+
+
+def _delays(text: str) -> tuple[float, ...]:
+    try:
+        delays = tuple(float(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        delays = ()
+    if not delays or any(d < 0 for d in delays):
+        raise typer.BadParameter("a comma-separated list of seconds, such as 60,120")
+    return delays

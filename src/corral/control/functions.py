@@ -15,6 +15,7 @@ import base64
 import binascii
 import contextlib
 import dataclasses
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,6 +81,8 @@ _UNSUPPORTED = {
     "TenancyConfig": "tenant isolation",
 }
 
+
+_FUNCTION_ARN = re.compile(r"arn:aws[a-zA-Z0-9-]*:lambda:[^:]+:\d{12}:function:[\w-]+(:[\w$-]+)?")
 
 # What publishing compares: everything but identity, bookkeeping and the description.
 _VOLATILE = frozenset({"version", "revision_id", "last_modified", "description"})
@@ -428,7 +431,13 @@ class FunctionService:
         if "TracingConfig" in params:
             settings["tracing_mode"] = params["TracingConfig"].get("Mode") or "PassThrough"
         if "DeadLetterConfig" in params:
-            settings["dead_letter_target_arn"] = params["DeadLetterConfig"].get("TargetArn")
+            target = params["DeadLetterConfig"].get("TargetArn") or None
+            if target and not _FUNCTION_ARN.fullmatch(target):
+                raise InvalidParameterValueException(
+                    f"Corral delivers dead letters to functions only, not to {target}: "
+                    "give a function ARN as DeadLetterConfig.TargetArn."
+                )
+            settings["dead_letter_target_arn"] = target
         if "KMSKeyArn" in params:
             settings["kms_key_arn"] = params["KMSKeyArn"] or None
         if "LoggingConfig" in params:

@@ -11,6 +11,7 @@ GET /corral/v1/functions/<name>/logs?offset=N[&wait_s=S]
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 import orjson
 
@@ -34,7 +35,9 @@ class CorralApi:
         fleet: Fleet,
         logs: FunctionLogs,
         runtimes: RuntimeCatalogue,
+        queue_stats: Callable[[], dict],
     ) -> None:
+        self.queue_stats = queue_stats
         self.functions = functions
         self.fleet = fleet
         self.logs = logs
@@ -59,6 +62,8 @@ class CorralApi:
                 counts[env.state.value] = counts.get(env.state.value, 0) + 1
             body = orjson.dumps({"status": "ok", "environments": counts})
             return 200, b"application/json", body, []
+        if path == "/corral/v1/queue":
+            return 200, b"application/json", orjson.dumps(self.queue_stats()), []
         if path == "/corral/v1/runtimes":
             return 200, b"application/json", orjson.dumps(self.runtimes.describe()), []
         if m := _CODE.fullmatch(path):

@@ -13,7 +13,6 @@ import binascii
 from dataclasses import dataclass
 from typing import Protocol
 
-from corral.background import Supervisor
 from corral.control.aliases import AliasService
 from corral.control.functions import FunctionService
 from corral.fleet.pool import Fleet
@@ -34,6 +33,7 @@ from corral.model.invocation import (
     new_trace_id,
     platform_error,
 )
+from corral.store.queue import EventQueue, NewEvent
 
 
 class Concurrency(Protocol):
@@ -74,14 +74,14 @@ class InvokeService:
         concurrency: Concurrency,
         fleet: Fleet,
         scope: Scope,
-        background: Supervisor,
+        events: EventQueue,
     ) -> None:
         self.functions = functions
         self.aliases = aliases
         self.concurrency = concurrency
         self.fleet = fleet
         self.scope = scope
-        self.background = background
+        self.events = events
         self.in_flight = 0  # every running invocation
         self._running: dict[str, int] = {}  # by function, all versions together
         self._unreserved_running = 0  # of functions without reserved concurrency
@@ -96,10 +96,20 @@ class InvokeService:
         limit = limits.ASYNC_REQUEST_MAX_BYTES if kind == "Event" else limits.SYNC_REQUEST_MAX_BYTES
         if len(request.payload) > limit:
             raise request_too_large(limit)
-        inv = self._invocation(config, request)
         if kind == "Event":
-            self.background.start(self._run_event(config, inv), f"event {inv.request_id}")
+            _client_context(request.client_context_b64)  # refused now, not at delivery
+            self.events.put(
+                NewEvent(
+                    request_id=request.request_id,
+                    target="function",
+                    destination=config.name,
+                    payload=request.payload or b"{}",
+                    qualifier=request.qualifier,
+                    trace_id=request.trace_header,
+                )
+            )
             return InvokeOutcome(202, config.version, request.request_id)
+        inv = self.invocation(config, request)
         self._admit(config.name)
         try:
             result = await self._run(config, inv)
@@ -123,7 +133,7 @@ class InvokeService:
             return None
         pool = self.fleet.pool_for(config, self.functions.code_dir)
         try:
-            inv = self._invocation(config, request)
+            inv = self.invocation(config, request)
         except LambdaError:
             return None
         env = pool.take_idle()
@@ -140,7 +150,7 @@ class InvokeService:
         env.invoke(inv).add_done_callback(done)
         return outcome
 
-    def _invocation(self, config: FunctionConfig, request: InvokeRequest) -> Invocation:
+    def invocation(self, config: FunctionConfig, request: InvokeRequest) -> Invocation:
         return Invocation(
             request_id=request.request_id,
             payload=request.payload or b"{}",
@@ -154,8 +164,8 @@ class InvokeService:
     # ---- concurrency ------------------------------------------------------------------
     # A function with reserved concurrency runs at most that many at once (0: none); the
     # others share what the reservations leave of the account limit. Throttled requests
-    # get TooManyRequestsException with Lambda's Reason. Event invocations are counted but
-    # never refused here (they queue).
+    # get TooManyRequestsException with Lambda's Reason; queued (Event) invocations are
+    # retried later by the dispatcher instead.
 
     def _throttle_reason(self, name: str) -> str | None:
         reserved = self.concurrency.reserved_concurrency(name)
@@ -201,11 +211,13 @@ class InvokeService:
         finally:
             pool.release(env)
 
-    async def _run_event(self, config: FunctionConfig, inv: Invocation) -> None:
-        """An Event invocation, run once in the background (the durable queue comes later)."""
-        self._enter(config.name)
+    async def run_queued(self, config: FunctionConfig, inv: Invocation) -> InvocationResult:
+        """One attempt of a queued (Event) invocation, under the same concurrency rules as
+        synchronous ones. Raises TooManyRequestsException when throttled: the caller
+        retries later."""
+        self._admit(config.name)
         try:
-            await self._run(config, inv)
+            return await self._run(config, inv)
         finally:
             self._leave(config.name)
 
