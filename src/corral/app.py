@@ -24,7 +24,7 @@ from corral.control.resources import ResourceService
 from corral.fleet.environment import FleetContext
 from corral.fleet.pool import Fleet
 from corral.fleet.runtimes import RuntimeCatalogue
-from corral.fleet.sandbox.process import ProcessSandbox
+from corral.fleet.sandbox.select import build_sandbox
 from corral.http.alias_api import AliasApi
 from corral.http.app import RootApp
 from corral.http.corral_api import CorralApi
@@ -63,10 +63,8 @@ class Corral:
         self.db = Database.sqlite(data / "corral.db")
         self.code = CodeStore(data / "code")
         self.logs = FunctionLogs(data / "logs")
-        if settings.sandbox != "process":
-            raise SystemExit(f"unknown sandbox backend {settings.sandbox!r}: use 'process'")
-        self.sandbox = ProcessSandbox(data / "run")
         self.runtimes = RuntimeCatalogue()
+        self.sandbox = build_sandbox(settings.sandbox, data / "run", self.runtimes)
         self.fleet = Fleet(
             FleetContext(self.sandbox, self.runtimes, self.logs, self.scope), settings.keep_alive_s
         )
@@ -144,9 +142,11 @@ class Corral:
         )
 
     async def shutdown(self) -> None:
-        await self.dispatcher.stop()
+        self.dispatcher.stop()
         await self.background.drain(SHUTDOWN_DRAIN_S)
+        await self.dispatcher.close()
         await self.fleet.shutdown()
+        self.sandbox.cleanup_stale()  # what is left of ended environments (cgroups, mounts)
         self.logs.close()
         self.db.close()
         log.info("corral stopped")

@@ -37,7 +37,7 @@ from corral.store.queue import EventQueue, NewEvent, QueuedEvent
 
 log = logging.getLogger("corral.invoke")
 
-MAX_RUNNING = 64  # queued deliveries in flight at once (each may hold an environment)
+MAX_RUNNING = 16  # queued deliveries in flight at once (each may hold an environment)
 THROTTLE_RETRY_S = 1.0
 WEBHOOK_ATTEMPTS = 3
 WEBHOOK_TIMEOUT_S = 10.0
@@ -64,7 +64,9 @@ class EventDispatcher:
         self.background = background
         self.running = 0
         self._stopping = False
-        self._http: httpx.AsyncClient | None = None
+        # Built now, at start-up: it loads the CA bundle (~50 ms here), which would stall
+        # the event loop if it happened at the first webhook delivery.
+        self._http = httpx.AsyncClient(timeout=WEBHOOK_TIMEOUT_S)
 
     # ---- the loop ---------------------------------------------------------------------
 
@@ -85,12 +87,14 @@ class EventDispatcher:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.queue.changed.wait(), timeout)
 
-    async def stop(self) -> None:
-        """Lease nothing more; running deliveries are drained by the owner's supervisor."""
+    def stop(self) -> None:
+        """Lease nothing more; running deliveries are drained by the owner's supervisor,
+        then `close` releases the HTTP client."""
         self._stopping = True
         self.queue.changed.set()
-        if self._http is not None:
-            await self._http.aclose()
+
+    async def close(self) -> None:
+        await self._http.aclose()
 
     async def _deliver(self, event: QueuedEvent) -> None:
         try:
@@ -188,8 +192,6 @@ class EventDispatcher:
     # ---- webhooks ---------------------------------------------------------------------
 
     async def _post(self, event: QueuedEvent) -> None:
-        if self._http is None:
-            self._http = httpx.AsyncClient(timeout=WEBHOOK_TIMEOUT_S)
         try:
             response = await self._http.post(
                 event.destination,

@@ -10,25 +10,14 @@ at start-up, so the event runs again: delivery is at least once.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import sqlite3
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
-from sqlalchemy import (
-    Column,
-    Float,
-    Integer,
-    LargeBinary,
-    String,
-    Table,
-    Text,
-    delete,
-    func,
-    insert,
-    or_,
-    select,
-    update,
-)
+from sqlalchemy import Column, Float, Integer, LargeBinary, String, Table, Text
 
 from corral.store.db import Database, metadata
 
@@ -91,101 +80,101 @@ class EventQueue(Protocol):
     def release_leases(self) -> int: ...
 
 
-_COLUMNS = (
-    event_queue.c.id,
-    event_queue.c.request_id,
-    event_queue.c.target,
-    event_queue.c.destination,
-    event_queue.c.qualifier,
-    event_queue.c.payload,
-    event_queue.c.trace_id,
-    event_queue.c.enqueued_at,
-    event_queue.c.attempts,
+_SELECT = (
+    "SELECT id, request_id, target, destination, qualifier, payload, trace_id, enqueued_at, "
+    "attempts FROM event_queue"
 )
 
 
 class SqliteEventQueue:
-    """Every call is one short transaction; `put` commits before it returns."""
+    """Every call is one short transaction; `put` commits before it returns.
+
+    Statements go to the pooled DB-API connection as plain SQL: through SQLAlchemy Core an
+    insert-and-commit costs 0.62 ms here, directly 0.12 ms, and every Event invoke pays it.
+    The table itself is declared above, so the schema stays in SQLAlchemy's metadata.
+    """
 
     def __init__(self, db: Database) -> None:
         self.engine = db.engine
         self.changed = asyncio.Event()
 
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Cursor]:
+        conn = self.engine.raw_connection()
+        try:
+            cursor = conn.cursor()
+            yield cursor
+            conn.commit()
+        except BaseException:
+            conn.rollback()
+            raise
+        finally:
+            conn.close()  # back to the pool
+
     def put(self, event: NewEvent) -> None:
         now = time.time()
-        with self.engine.begin() as conn:
-            conn.execute(
-                insert(event_queue).values(
-                    request_id=event.request_id,
-                    target=event.target,
-                    destination=event.destination,
-                    qualifier=event.qualifier,
-                    payload=event.payload,
-                    trace_id=event.trace_id,
-                    enqueued_at=now,
-                    attempts=0,
-                    not_before=now,
-                )
+        with self._transaction() as cur:
+            cur.execute(
+                "INSERT INTO event_queue (request_id, target, destination, qualifier, payload, "
+                "trace_id, enqueued_at, attempts, not_before) VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?)",
+                (
+                    event.request_id,
+                    event.target,
+                    event.destination,
+                    event.qualifier,
+                    event.payload,
+                    event.trace_id,
+                    now,
+                    now,
+                ),
             )
         self.changed.set()
 
     def lease(self, limit: int, lease_s: float) -> list[QueuedEvent]:
         """Up to `limit` due events, oldest first, leased for `lease_s` seconds."""
         now = time.time()
-        due = (
-            select(*_COLUMNS)
-            .where(event_queue.c.not_before <= now)
-            .where(or_(event_queue.c.leased_until.is_(None), event_queue.c.leased_until < now))
-            .order_by(event_queue.c.not_before, event_queue.c.id)
-            .limit(limit)
-        )
-        with self.engine.begin() as conn:
-            events = [QueuedEvent(*row) for row in conn.execute(due)]
+        with self._transaction() as cur:
+            cur.execute(
+                f"{_SELECT} WHERE not_before <= ? AND (leased_until IS NULL OR leased_until < ?) "
+                "ORDER BY not_before, id LIMIT ?",
+                (now, now, limit),
+            )
+            events = [QueuedEvent(*row) for row in cur.fetchall()]
             if events:
-                conn.execute(
-                    update(event_queue)
-                    .where(event_queue.c.id.in_([e.id for e in events]))
-                    .values(leased_until=now + lease_s)
+                marks = ", ".join("?" * len(events))
+                cur.execute(
+                    f"UPDATE event_queue SET leased_until = ? WHERE id IN ({marks})",
+                    (now + lease_s, *(e.id for e in events)),
                 )
         return events
 
     def complete(self, event_id: int) -> None:
-        with self.engine.begin() as conn:
-            conn.execute(delete(event_queue).where(event_queue.c.id == event_id))
+        with self._transaction() as cur:
+            cur.execute("DELETE FROM event_queue WHERE id = ?", (event_id,))
 
     def reschedule(self, event_id: int, attempts: int, not_before: float) -> None:
-        with self.engine.begin() as conn:
-            conn.execute(
-                update(event_queue)
-                .where(event_queue.c.id == event_id)
-                .values(attempts=attempts, not_before=not_before, leased_until=None)
+        with self._transaction() as cur:
+            cur.execute(
+                "UPDATE event_queue SET attempts = ?, not_before = ?, leased_until = NULL "
+                "WHERE id = ?",
+                (attempts, not_before, event_id),
             )
 
     def next_due(self) -> float | None:
         """When the earliest unleased event becomes due (epoch seconds), if any."""
-        query = select(func.min(event_queue.c.not_before)).where(
-            event_queue.c.leased_until.is_(None)
-        )
-        with self.engine.connect() as conn:
-            return conn.execute(query).scalar_one()
+        with self._transaction() as cur:
+            cur.execute("SELECT min(not_before) FROM event_queue WHERE leased_until IS NULL")
+            return cur.fetchone()[0]
 
     def stats(self) -> QueueStats:
         now = time.time()
-        query = select(
-            func.count(),
-            func.count(event_queue.c.leased_until),
-            func.min(event_queue.c.enqueued_at),
-        )
-        with self.engine.connect() as conn:
-            depth, running, oldest = conn.execute(query).one()
+        with self._transaction() as cur:
+            cur.execute("SELECT count(*), count(leased_until), min(enqueued_at) FROM event_queue")
+            depth, running, oldest = cur.fetchone()
         return QueueStats(int(depth), int(running), max(0.0, now - oldest) if oldest else 0.0)
 
     def release_leases(self) -> int:
         """At start-up: whatever a previous server was running is due again."""
-        with self.engine.begin() as conn:
-            done = conn.execute(
-                update(event_queue)
-                .where(event_queue.c.leased_until.is_not(None))
-                .values(leased_until=None)
-            )
-        return done.rowcount
+        with self._transaction() as cur:
+            cur.execute("UPDATE event_queue SET leased_until = NULL WHERE leased_until IS NOT NULL")
+            return cur.rowcount
