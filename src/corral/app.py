@@ -40,6 +40,7 @@ from corral.model.arn import Scope
 from corral.model.validation import InputValidator
 from corral.store.blobs import CodeStore
 from corral.store.db import Database
+from corral.store.event_configs import EventConfigStore
 from corral.store.queue import SqliteEventQueue
 from corral.store.resources import ResourceStore  # declares its tables: before Database
 from corral.telemetry.logs import FunctionLogs
@@ -91,7 +92,7 @@ class Corral:
         self.invoker = InvokeService(
             self.functions, self.aliases, self.resources, self.fleet, self.scope, self.events
         )
-        self.event_configs = EventConfigService(self.db, self.aliases, self.scope)
+        self.event_configs = EventConfigService(EventConfigStore(self.db), self.aliases, self.scope)
         self.dispatcher = EventDispatcher(
             self.events,
             self.invoker,

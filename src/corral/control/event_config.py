@@ -13,22 +13,11 @@ import re
 import time
 from dataclasses import dataclass
 
-import orjson
-from sqlalchemy import Column, ForeignKey, String, Table, Text, delete, insert, select, update
-
 from corral.control.aliases import AliasService
 from corral.model import limits
 from corral.model.arn import LATEST, Scope, parse_function_ref
 from corral.model.errors import InvalidParameterValueException, ResourceNotFoundException
-from corral.store.db import Database, metadata
-
-event_invoke_configs = Table(
-    "event_invoke_configs",
-    metadata,
-    Column("function_name", ForeignKey("functions.name", ondelete="CASCADE"), primary_key=True),
-    Column("qualifier", String(128), primary_key=True),
-    Column("config", Text, nullable=False),
-)
+from corral.store.event_configs import EventConfigStore
 
 MAX_RETRY_ATTEMPTS_DEFAULT = 2
 MAX_EVENT_AGE_DEFAULT_S = 21600
@@ -64,8 +53,8 @@ def parse_destination(arn: str, scope: Scope) -> Destination:
 
 
 class EventConfigService:
-    def __init__(self, db: Database, aliases: AliasService, scope: Scope) -> None:
-        self.engine = db.engine
+    def __init__(self, store: EventConfigStore, aliases: AliasService, scope: Scope) -> None:
+        self.store = store
         self.aliases = aliases
         self.functions = aliases.functions
         self.scope = scope
@@ -75,7 +64,7 @@ class EventConfigService:
 
     def put(self, name: str, qualifier: str | None, params: dict, merge: bool) -> dict:
         qualifier = self._check(name, qualifier)
-        current = self._load(name, qualifier)
+        current = self.store.load(name, qualifier)
         if merge and current is None:
             raise ResourceNotFoundException(self._missing(name, qualifier))
         record = dict(current or {}) if merge else {}
@@ -93,57 +82,32 @@ class EventConfigService:
                     destinations.pop(kind, None)
             record["DestinationConfig"] = destinations
         record["LastModified"] = time.time()  # the model's Date: epoch seconds on the wire
-        with self.engine.begin() as conn:
-            if current is None:
-                conn.execute(
-                    insert(event_invoke_configs).values(
-                        function_name=name, qualifier=qualifier, config=orjson.dumps(record)
-                    )
-                )
-            else:
-                conn.execute(
-                    update(event_invoke_configs)
-                    .where(event_invoke_configs.c.function_name == name)
-                    .where(event_invoke_configs.c.qualifier == qualifier)
-                    .values(config=orjson.dumps(record))
-                )
+        self.store.save(name, qualifier, record, create=current is None)
         return self._wire(name, qualifier, record)
 
     def get(self, name: str, qualifier: str | None) -> dict:
         qualifier = self._check(name, qualifier)
-        record = self._load(name, qualifier)
+        record = self.store.load(name, qualifier)
         if record is None:
             raise ResourceNotFoundException(self._missing(name, qualifier))
         return self._wire(name, qualifier, record)
 
     def delete(self, name: str, qualifier: str | None) -> None:
         self.get(name, qualifier)
-        with self.engine.begin() as conn:
-            conn.execute(
-                delete(event_invoke_configs)
-                .where(event_invoke_configs.c.function_name == name)
-                .where(event_invoke_configs.c.qualifier == (qualifier or LATEST))
-            )
+        self.store.delete(name, qualifier or LATEST)
 
     def list(self, name: str, marker: str | None, max_items: int | None) -> tuple[list, str | None]:
         self.functions.get(name)
         limit = min(max_items or limits.LIST_MAX_ITEMS, limits.LIST_MAX_ITEMS)
-        query = select(event_invoke_configs.c.qualifier, event_invoke_configs.c.config).where(
-            event_invoke_configs.c.function_name == name
-        )
-        if marker:
-            query = query.where(event_invoke_configs.c.qualifier > marker)
-        query = query.order_by(event_invoke_configs.c.qualifier).limit(limit + 1)
-        with self.engine.connect() as conn:
-            rows = list(conn.execute(query))
-        items = [self._wire(name, q, orjson.loads(c)) for q, c in rows[:limit]]
+        rows = self.store.list(name, marker, limit + 1)
+        items = [self._wire(name, qualifier, record) for qualifier, record in rows[:limit]]
         return items, (rows[limit - 1][0] if len(rows) > limit else None)
 
     # ---- for the dispatcher -----------------------------------------------------------
 
     def effective(self, name: str, qualifier: str | None) -> EventInvokeConfig:
         """The configuration an event of `name:qualifier` runs under (defaults if none)."""
-        record = self._load(name, qualifier or LATEST)
+        record = self.store.load(name, qualifier or LATEST)
         if record is None:
             return EventInvokeConfig()
         destinations = record.get("DestinationConfig", {})
@@ -171,15 +135,6 @@ class EventConfigService:
                     f"The destination function {arn} does not exist."
                 ) from None
 
-    def _load(self, name: str, qualifier: str) -> dict | None:
-        query = select(event_invoke_configs.c.config).where(
-            event_invoke_configs.c.function_name == name,
-            event_invoke_configs.c.qualifier == qualifier,
-        )
-        with self.engine.connect() as conn:
-            row = conn.execute(query).first()
-        return orjson.loads(row[0]) if row else None
-
     def _wire(self, name: str, qualifier: str, record: dict) -> dict:
         wire = {
             "LastModified": record["LastModified"],
@@ -201,7 +156,4 @@ class EventConfigService:
         )
 
     def _forget(self, name: str) -> None:
-        with self.engine.begin() as conn:
-            conn.execute(
-                delete(event_invoke_configs).where(event_invoke_configs.c.function_name == name)
-            )
+        self.store.delete(name)
