@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from corral.background import Supervisor
-from corral.fleet.environment import Environment, FleetContext, State
+from corral.fleet.environment import Environment, FleetContext
 from corral.model.function import FunctionConfig
 
 
@@ -136,12 +136,6 @@ class Pool:
         expired = [e for e in self.idle if e.idle_since <= cutoff and not e.provisioned]
         for env in expired:
             env.stop()
-
-    def counts(self) -> dict[str, int]:
-        by_state = {state.value: 0 for state in State}
-        for env in self.environments:
-            by_state[env.state.value] += 1
-        return by_state
 
 
 class Fleet:

@@ -95,7 +95,6 @@ class RuntimeApiConnection(asyncio.Protocol):
         "_size",
         "_transport",
         "_url",
-        "closed",
     )
 
     def __init__(self, handler: RuntimeApiHandler) -> None:
@@ -110,7 +109,6 @@ class RuntimeApiConnection(asyncio.Protocol):
         self._batching = False
         self._held = False
         self._pending_output: list[bytes] = []
-        self.closed = False
 
     # asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -120,7 +118,6 @@ class RuntimeApiConnection(asyncio.Protocol):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.closed = True
         self._transport = None
 
     def data_received(self, data: bytes) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from urllib.parse import parse_qsl
 
 import orjson
 
@@ -82,8 +83,6 @@ class CorralApi:
 
     @staticmethod
     def _log_query(query: str) -> tuple[int, float]:
-        from urllib.parse import parse_qsl
-
         values = dict(parse_qsl(query))
         try:
             offset = int(values.get("offset", 0))

@@ -17,9 +17,7 @@ EPHEMERAL_STORAGE_MIN_MB = 512
 EPHEMERAL_STORAGE_MAX_MB = 10240
 
 FUNCTION_NAME_MAX_LEN = 64
-DESCRIPTION_MAX_LEN = 256
 ENVIRONMENT_MAX_BYTES = 4096  # all keys and values together
-HANDLER_MAX_LEN = 128
 
 # Invoke payloads. Lambda measures the request body; the response limit is 100 bytes larger
 # and is what its "Response payload size exceeded" message quotes.
