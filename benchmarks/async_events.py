@@ -19,6 +19,7 @@ from pathlib import Path
 from run import (  # run.py puts the repository root on sys.path
     HOST,
     RESULTS,
+    WRK_SCRIPT,
     CorralProcess,
     RawClient,
     call,
@@ -38,19 +39,8 @@ HANDLER = (
 LATENCY_N = 60
 LATENCY_GAP_S = 0.02
 THROUGHPUT_S = 5
-WRK_EVENT = """
-wrk.method = "POST"
-wrk.body = '{"id": "wrk"}'
-wrk.headers["Content-Type"] = "application/json"
-wrk.headers["X-Amz-Invocation-Type"] = "Event"
-done = function(summary, latency, requests)
-  local e = summary.errors
-  io.write(string.format(
-    'BENCH_WRK {"requests":%d,"duration_us":%d,"connect":%d,"read":%d,"write":%d,' ..
-    '"status":%d,"timeout":%d}\\n', summary.requests, summary.duration, e.connect, e.read,
-    e.write, e.status, e.timeout))
-end
-"""
+# run.py's script (POST, result line), plus the header that makes it an Event invoke
+WRK_EVENT = 'wrk.headers["X-Amz-Invocation-Type"] = "Event"\n' + WRK_SCRIPT % '{"id": "wrk"}'
 
 
 class Collector:

@@ -48,6 +48,17 @@ def handler(event, context):
     return event
 """
 
+# A handler that says which code ({tag}), version and ARN ran: for versions and aliases.
+VERSIONED = """
+def handler(event, context):
+    return {{"code": "{tag}", "version": context.function_version,
+            "arn": context.invoked_function_arn}}
+"""
+
+
+def versioned_zip(tag: str) -> bytes:
+    return python_zip(VERSIONED.format(tag=tag))
+
 
 def create_python_function(
     lam, name: str, source: str = ECHO, handler: str = "app.handler", **kwargs

@@ -12,28 +12,21 @@ import pytest
 from botocore.exceptions import ClientError
 
 from tests.conformance import (
+    VERSIONED,
     assert_client_error,
     create_python_function,
     function_arn,
     invoke_json,
-    python_zip,
     unique_name,
+    versioned_zip,
 )
 from tests.support import CorralProcess, lambda_client
-
-VERSIONED = """
-def handler(event, context):
-    return {{"code": "{tag}", "version": context.function_version,
-            "arn": context.invoked_function_arn}}
-"""
 
 
 def _two_versions(lam) -> str:
     name = unique_name()
     create_python_function(lam, name, VERSIONED.format(tag="a"), Publish=True)
-    lam.update_function_code(
-        FunctionName=name, ZipFile=python_zip(VERSIONED.format(tag="b")), Publish=True
-    )
+    lam.update_function_code(FunctionName=name, ZipFile=versioned_zip("b"), Publish=True)
     return name
 
 

@@ -10,6 +10,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from tests.conformance import (
+    VERSIONED,
     assert_client_error,
     code_sha256,
     create_python_function,
@@ -17,20 +18,13 @@ from tests.conformance import (
     invoke_json,
     python_zip,
     unique_name,
+    versioned_zip,
 )
 from tests.support import CorralProcess, lambda_client
 
-VERSIONED = """
-def handler(event, context):
-    return {{"code": "{tag}", "version": context.function_version,
-            "arn": context.invoked_function_arn}}
-"""
-
 
 def _update_code(lam, name: str, tag: str, **kwargs) -> dict:
-    return lam.update_function_code(
-        FunctionName=name, ZipFile=python_zip(VERSIONED.format(tag=tag)), **kwargs
-    )
+    return lam.update_function_code(FunctionName=name, ZipFile=versioned_zip(tag), **kwargs)
 
 
 def test_publish_version_snapshots_latest(lam):
