@@ -42,7 +42,7 @@ WARM_MAX_S = 20.0  # stop sampling early on a slow server, to keep the run short
 THROUGHPUT_S = int(os.environ.get("BENCH_DURATION_S", "8"))
 CONCURRENCY = (1, 4, 16)
 COLD_N = int(os.environ.get("BENCH_COLD_N", "40"))
-SANDBOX = os.environ.get("BENCH_SANDBOX", "process")
+SANDBOX = os.environ.get("BENCH_SANDBOX", "process")  # then namespace again, compared
 KEEP_ALIVE_S = "600"  # no environment is reaped while the run lasts
 IO_TIMEOUT_S = 30.0
 
@@ -145,10 +145,12 @@ def call(client: RawClient, method: str, path: str, body: bytes = b"") -> tuple[
     return client.request(http_request(method, path, body))
 
 
-def create_function(client: RawClient, name: str, source: str) -> tuple[int, bytes]:
+def create_function(
+    client: RawClient, name: str, source: str, memory_mb: int = 128
+) -> tuple[int, bytes]:
     code = base64.b64encode(make_zip({"app.py": source})).decode()
     spec = {"FunctionName": name, "Runtime": "python3.11", "Role": ROLE}
-    spec |= {"Handler": "app.handler", "Code": {"ZipFile": code}}
+    spec |= {"Handler": "app.handler", "Code": {"ZipFile": code}, "MemorySize": memory_mb}
     return call(client, "POST", "/2015-03-31/functions", json.dumps(spec).encode())
 
 
@@ -314,7 +316,7 @@ def wrk_version(wrk: str) -> str:
     return (out.stdout + out.stderr).splitlines()[0].strip()
 
 
-def measure_cold(port: int) -> dict:
+def measure_cold(port: int, memory_mb: int = 128) -> dict:
     """A new function per sample: CreateFunction, then its first invoke, each timed alone.
 
     Each zip differs by a comment, so every sample stores and unpacks new code as a real
@@ -327,7 +329,7 @@ def measure_cold(port: int) -> dict:
     for i in range(COLD_N):
         name = f"bench-cold-{stamp}-{i}"
         t0 = time.perf_counter_ns()
-        status, body = create_function(client, name, f"# {name}\n{HANDLER}")
+        status, body = create_function(client, name, f"# {name}\n{HANDLER}", memory_mb)
         t1 = time.perf_counter_ns()
         if status != 201:
             failures.append(f"create {status}: {body[:200]!r}")
@@ -623,6 +625,7 @@ def markdown(results: dict) -> str:
             target = f"{'≤' if op == '<=' else '≥'} {t:,}{'' if unit == '/s' else ' '}{unit}"
         lines.append(f"| {label} | {_fmt(value, unit)} | {target} | {verdict(key, value)} |")
     lines += _cpu_note(results)
+    lines += _namespace_rows(results)
     if results.get("errors"):
         lines += ["", "Errors: " + "; ".join(results["errors"])]
     return "\n".join(lines) + "\n"
@@ -694,6 +697,79 @@ def benchmark(server: CorralProcess, port: int, workdir: Path) -> dict:
     return results
 
 
+# --------------------------------------------------------------------------- sandboxes
+
+# The namespace sandbox caps CPU in proportion to memory after init (1,769 MB = one vCPU,
+# as in Lambda): a 128 MB function gets 7 % of a CPU, which a benchmark loop exhausts.
+# One vCPU measures the sandbox's own cost rather than the quota's.
+NAMESPACE_MEMORY_MB = 1769
+
+
+def compare_namespace(workdir: Path) -> dict:
+    """Warm, cold and idle memory again, on a second server with `--sandbox namespace`."""
+    args = ("--keep-alive", KEEP_ALIVE_S, "--sandbox", "namespace")
+    server = CorralProcess(workdir / "data-namespace", *args)
+    try:
+        url = server.start()
+    except RuntimeError as exc:
+        return {"error": str(exc).splitlines()[-1][:300]}
+    port = int(url.rsplit(":", 1)[1].rstrip("/"))
+    out: dict = {"memory_mb": NAMESPACE_MEMORY_MB}
+    try:
+        client = RawClient(port)
+        status, body = create_function(client, "bench-ns", HANDLER, NAMESPACE_MEMORY_MB)
+        path = INVOKE_PATH.format("bench-ns")
+        if status != 201 or not call_ok(client, http_request("POST", path, EVENT)):
+            return {"error": f"bench-ns: {status} {body[:200]!r}"}
+        client.close()
+        out["warm"] = measure_warm(server.proc.pid, port, path)
+        out["memory"] = measure_memory(server.proc.pid)
+        out["cold"] = measure_cold(port, NAMESPACE_MEMORY_MB)
+    except Exception as exc:
+        out["error"] = f"{type(exc).__name__}: {exc}"
+    finally:
+        stop_server(server)
+    return out
+
+
+def _namespace_rows(results: dict) -> list[str]:
+    ns = results.get("namespace")
+    if not ns:
+        return []
+    if "warm" not in ns:
+        return ["", f"Namespace sandbox not measured: {ns.get('error')}"]
+    runs = results.get("throughput", {}).get("runs", {})
+    process = {
+        "warm": results.get("warm", {}).get("p50_ms"),
+        "cold": results.get("cold", {}).get("first_invoke", {}).get("p50_ms"),
+        "pss": runs.get("1", {}).get("memory", {}).get("environment_pss_mb", {}).get("median"),
+    }
+    namespace = {
+        "warm": ns["warm"].get("p50_ms"),
+        "cold": ns.get("cold", {}).get("first_invoke", {}).get("p50_ms"),
+        "pss": ns.get("memory", {}).get("environment_pss_mb", {}).get("median"),
+    }
+    init = ns.get("cold", {}).get("init_duration_p50_ms")
+    overhead = (
+        f"{100 * (namespace['warm'] / process['warm'] - 1):+.0f} % (target within 10 %)"
+        if namespace["warm"] and process["warm"]
+        else "n/a"
+    )
+    return [
+        "",
+        f"| Same run: `{SANDBOX}` vs `namespace` ({ns['memory_mb']} MB) | {SANDBOX} | namespace "
+        "| Target (namespace) |",
+        "|---|---:|---:|---:|",
+        f"| Warm invoke p50 | {process['warm']} ms | {namespace['warm']} ms | {overhead} |",
+        f"| Cold start p50 (first result) | {process['cold']} ms | {namespace['cold']} ms "
+        "| ≤ 35 ms |",
+        f"| Init Duration p50 | {results.get('cold', {}).get('init_duration_p50_ms')} ms "
+        f"| {init} ms | |",
+        f"| Idle environment PSS (one environment) | {process['pss']} MB | {namespace['pss']} MB "
+        "| ≤ 10 MB |",
+    ]
+
+
 def stop_server(server: CorralProcess) -> None:
     """Stop the server; report and kill environments it left behind (a server bug)."""
     trees = environment_trees(server.proc.pid) if server.proc else []
@@ -734,6 +810,9 @@ def main() -> int:
             return 1
         finally:
             stop_server(server)
+        if SANDBOX != "namespace" and os.environ.get("BENCH_COMPARE_NAMESPACE", "1") == "1":
+            log("namespace sandbox: warm, memory, cold")
+            results["namespace"] = compare_namespace(workdir)
     results["run_seconds"] = round(time.monotonic() - started, 1)
     table = write_results(results)
     print(table, flush=True)

@@ -131,6 +131,26 @@ def make_zip(files: dict[str, str | bytes], modes: dict[str, int] | None = None)
     return buf.getvalue()
 
 
+def vendored_awslambdaric() -> tuple[str, dict[str, bytes]]:
+    """A custom runtime's `bootstrap` running the official awslambdaric client, and the
+    client with its dependencies as files for the function's zip: as in Lambda, a custom
+    runtime brings its libraries; the interpreter is the host's Python 3.11 (the one a
+    sandbox exposes), with -S so that nothing but the zip is importable."""
+    site = Path(__import__("awslambdaric").__file__).parent.parent
+    files: dict[str, bytes] = {}
+    native = [p.name for p in site.glob("runtime_client*.so")]  # awslambdaric's C client
+    for package in ("awslambdaric", "simplejson", "snapshot_restore_py.py", *native):
+        root = site / package
+        paths = [root] if root.is_file() else [p for p in root.rglob("*") if p.is_file()]
+        for path in paths:
+            if "__pycache__" not in path.parts:
+                files[str(path.relative_to(site))] = path.read_bytes()
+    python = os.path.join(
+        sys.base_prefix, "bin", f"python{sys.version_info[0]}.{sys.version_info[1]}"
+    )
+    return f"#!/bin/sh\nexec {python} -S -m awslambdaric app.handler\n", files
+
+
 def lambda_client(url: str, **kwargs):
     """A boto3 Lambda client pointed at Corral, with retries off so errors surface at once
     and no request is ever sent twice."""

@@ -4,16 +4,17 @@ client unmodified, and the Runtime API's per-environment isolation."""
 from __future__ import annotations
 
 import json
-import sys
 import urllib.request
 import uuid
 
-from tests.support import make_zip
+from tests.support import make_zip, vendored_awslambdaric
 
 ROLE = "arn:aws:iam::000000000000:role/x"
 
 
-def _create(lam, files: dict[str, str], runtime: str, handler: str = "app.handler", **kw) -> str:
+def _create(
+    lam, files: dict[str, str | bytes], runtime: str, handler: str = "app.handler", **kw
+) -> str:
     name = f"rt-{uuid.uuid4().hex[:10]}"
     modes = {"bootstrap": 0o755} if "bootstrap" in files else None
     lam.create_function(
@@ -33,14 +34,15 @@ def _invoke(lam, name: str, payload: object) -> tuple[dict, object]:
 
 
 def test_awslambdaric_runs_unmodified_as_a_custom_runtime(lam):
-    # The official client, installed in this venv, started by the function's own bootstrap.
-    bootstrap = f"#!/bin/sh\nexec {sys.executable} -m awslambdaric app.handler\n"
+    # The official client, vendored into the zip, started by the function's own bootstrap.
+    bootstrap, client = vendored_awslambdaric()
     app = (
         "def handler(event, context):\n"
         "    return {'echo': event, 'fn': context.function_name,\n"
         "            'left': context.get_remaining_time_in_millis()}\n"
     )
-    name = _create(lam, {"bootstrap": bootstrap, "app.py": app}, "provided.al2023", Timeout=5)
+    files = {"bootstrap": bootstrap, "app.py": app, **client}
+    name = _create(lam, files, "provided.al2023", Timeout=5)
     response, body = _invoke(lam, name, {"k": [1, 2]})
     assert "FunctionError" not in response, body
     assert body["echo"] == {"k": [1, 2]}
@@ -49,9 +51,9 @@ def test_awslambdaric_runs_unmodified_as_a_custom_runtime(lam):
 
 
 def test_awslambdaric_reports_handler_errors(lam):
-    bootstrap = f"#!/bin/sh\nexec {sys.executable} -m awslambdaric app.handler\n"
+    bootstrap, client = vendored_awslambdaric()
     app = "def handler(event, context):\n    raise ValueError('nope')\n"
-    name = _create(lam, {"bootstrap": bootstrap, "app.py": app}, "provided.al2023")
+    name = _create(lam, {"bootstrap": bootstrap, "app.py": app, **client}, "provided.al2023")
     response, body = _invoke(lam, name, {})
     assert response["FunctionError"] == "Unhandled"
     assert body["errorType"] == "ValueError"

@@ -44,6 +44,7 @@ log = logging.getLogger("corral.fleet")
 
 INIT_TIMEOUT_S = 10.0  # Lambda's limit on the init phase of on-demand environments
 MIB = 1024 * 1024
+OUT_OF_MEMORY = "Runtime.OutOfMemory"
 
 
 class State(enum.Enum):
@@ -326,6 +327,8 @@ class Environment:
                 self._init_timer = None
             self.state = State.IDLE
             self._ready_or_stopped.set()
+            if self._process:
+                self._process.initialized()
         self._parked = conn
         if self._pending is not None:
             self._dispatch()
@@ -411,7 +414,11 @@ class Environment:
             )
             if self._current is None:
                 self._current = inv
-            self._finish(self._exit_result(inv, detail), status="error")
+            if process.oom_killed():  # the memory cgroup's limit, not the runtime, ended it
+                body = platform_error(OUT_OF_MEMORY, f"RequestId: {inv.request_id} Error: {detail}")
+                self._finish(InvocationResult(body, UNHANDLED), status="error")
+            else:
+                self._finish(self._exit_result(inv, detail), status="error")
         if self.state is not State.STOPPED:
             log.info("environment %s of %s exited (%s)", self.id, self.config.name, status)
             self.stop()

@@ -13,6 +13,7 @@ import contextlib
 import glob
 import os
 import py_compile
+import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,6 +69,11 @@ def find_python(version: str) -> str | None:
     return next((c for c in candidates if _is_real_executable(c)), None)
 
 
+def _cache_tag(interpreter: str) -> str:
+    """`cpython-312` for .../python3.12: the interpreter's name gives its version."""
+    return "cpython-" + Path(interpreter).name.removeprefix("python").replace(".", "")
+
+
 class RuntimeCatalogue:
     """The runtimes this host can run, found once at start-up."""
 
@@ -77,11 +83,35 @@ class RuntimeCatalogue:
             found = find_python(runtime.removeprefix("python"))
             if found:
                 self.interpreters[runtime] = found
-        # The running interpreter's cache now; the others write theirs on first start.
+        self._precompile_bootstrap()
+
+    def _precompile_bootstrap(self) -> None:
+        """Write the bootstrap's .pyc for every interpreter now: a sandboxed runtime sees
+        the runtimes directory read-only and as another uid, so it could not write its
+        own, and would compile the bootstrap (~9 ms) at every start."""
+        source = PYTHON_BOOTSTRAP_DIR / f"{PYTHON_BOOTSTRAP_MODULE}.py"
         with contextlib.suppress(OSError, py_compile.PyCompileError):
-            py_compile.compile(
-                str(PYTHON_BOOTSTRAP_DIR / f"{PYTHON_BOOTSTRAP_MODULE}.py"), doraise=True
+            py_compile.compile(str(source), doraise=True)
+        stale = []
+        for interpreter in set(self.interpreters.values()):
+            tag = _cache_tag(interpreter)
+            cached = PYTHON_BOOTSTRAP_DIR / "__pycache__" / f"{PYTHON_BOOTSTRAP_MODULE}.{tag}.pyc"
+            with contextlib.suppress(OSError):
+                if cached.stat().st_mtime >= source.stat().st_mtime:
+                    continue
+            stale.append(
+                subprocess.Popen(
+                    [interpreter, "-S", "-m", "py_compile", str(source)],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
             )
+        for proc in stale:
+            proc.wait(30)
+
+    def prefixes(self) -> list[Path]:
+        """The installation directories of the interpreters (what a sandbox must expose)."""
+        return sorted({Path(i).resolve().parent.parent for i in self.interpreters.values()})
 
     def available(self, runtime: str) -> bool:
         return runtime in self.interpreters or runtime in CUSTOM_RUNTIMES

@@ -35,6 +35,12 @@ class FakeProcess:
     def max_memory_used_bytes(self) -> int:
         return 20 * 1024 * 1024
 
+    def initialized(self) -> None:
+        pass
+
+    def oom_killed(self) -> bool:
+        return False
+
     def close(self) -> None:
         for fd in (self.output_fd, self.output_w, self.exit_fd, self._exit_w):
             os.close(fd)

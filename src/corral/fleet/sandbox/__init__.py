@@ -1,6 +1,6 @@
 """The sandbox interface: how an environment's runtime process is started and stopped.
 
-Backends live side by side (`process` now; `namespace` and later `microvm`) and are
+Backends live side by side (`process`, `namespace`, later `microvm`) and are
 chosen by configuration in `corral.app`. Everything above this package sees only
 `Sandbox` and `SandboxProcess`.
 """
@@ -42,6 +42,12 @@ class SandboxProcess(Protocol):
 
     def max_memory_used_bytes(self) -> int:
         """Peak memory of the runtime so far (0 if unknown)."""
+
+    def initialized(self) -> None:
+        """The runtime finished its init (first /next): steady-state limits apply now."""
+
+    def oom_killed(self) -> bool:
+        """Whether the memory limit killed a process of this runtime (False if unknown)."""
 
     def close(self) -> None:
         """Release file descriptors and other resources after the process is reaped."""

@@ -87,6 +87,12 @@ class ProcessSandboxProcess:
         end = status.find(b"kB", start)
         return int(status[start + 6 : end]) * 1024
 
+    def initialized(self) -> None:
+        pass
+
+    def oom_killed(self) -> bool:
+        return False  # RLIMIT_AS makes allocations fail (MemoryError) instead
+
     def close(self) -> None:
         for fd in (self.exit_fd, self.output_fd, self._status_fd):
             if fd is not None:
