@@ -13,6 +13,7 @@ import socket
 import sys
 
 import uvloop
+from prometheus_client import CollectorRegistry
 
 from corral.background import Supervisor
 from corral.config import Settings
@@ -21,7 +22,7 @@ from corral.control.event_config import EventConfigService
 from corral.control.functions import FunctionService
 from corral.control.provisioned import ProvisionedService
 from corral.control.resources import ResourceService
-from corral.fleet.environment import FleetContext
+from corral.fleet.environment import FleetContext, State
 from corral.fleet.pool import Fleet
 from corral.fleet.runtimes import RuntimeCatalogue
 from corral.fleet.sandbox.select import build_sandbox
@@ -30,6 +31,7 @@ from corral.http.app import RootApp
 from corral.http.corral_api import CorralApi
 from corral.http.event_config_api import EventConfigApi
 from corral.http.lambda_api import LambdaApi
+from corral.http.metrics_api import MetricsApi
 from corral.http.provisioned_api import ProvisionedApi
 from corral.http.resource_api import ResourceApi
 from corral.http.server import HttpServer
@@ -41,9 +43,12 @@ from corral.model.validation import InputValidator
 from corral.store.blobs import CodeStore
 from corral.store.db import Database
 from corral.store.event_configs import EventConfigStore
+from corral.store.metering import MeteringStore
 from corral.store.queue import SqliteEventQueue
 from corral.store.resources import ResourceStore  # declares its tables: before Database
 from corral.telemetry.logs import FunctionLogs
+from corral.telemetry.metering import Metering, PriceTable
+from corral.telemetry.metrics import InvocationMetrics, StateCollector
 
 log = logging.getLogger("corral")
 
@@ -89,8 +94,29 @@ class Corral:
         )
         self.functions.on_function_delete.append(self.resources.forget)
         self.events = SqliteEventQueue(self.db)
+        self.registry = CollectorRegistry()
+        self.metrics = InvocationMetrics()
+        self.functions.on_function_delete.append(self.metrics.forget)
+        prices = PriceTable(settings.price_gb_second_usd, settings.price_million_requests_usd)
+        self.metering = Metering(MeteringStore.sqlite(data / "metering.db"), prices)
         self.invoker = InvokeService(
-            self.functions, self.aliases, self.resources, self.fleet, self.scope, self.events
+            self.functions,
+            self.aliases,
+            self.resources,
+            self.fleet,
+            self.scope,
+            self.events,
+            (self.metrics, self.metering),
+        )
+        self.registry.register(self.metrics)
+        self.registry.register(
+            StateCollector(
+                self.metrics,
+                self.invoker.running_by_function,
+                self.environment_states,
+                self.events.stats,
+                [state.value for state in State],
+            )
         )
         self.event_configs = EventConfigService(EventConfigStore(self.db), self.aliases, self.scope)
         self.dispatcher = EventDispatcher(
@@ -115,8 +141,19 @@ class Corral:
         lambda_api.register(ResourceApi(self.resources, self.scope).handlers())
         self.app = RootApp(
             lambda_api,
-            CorralApi(self.functions, self.fleet, self.logs, self.runtimes, self.queue_stats),
+            CorralApi(
+                self.functions,
+                self.fleet,
+                self.logs,
+                self.runtimes,
+                self.queue_stats,
+                self.metering,
+            ),
+            MetricsApi(self.registry),
         )
+
+    def environment_states(self) -> list[tuple[str, str, str]]:
+        return [(e.config.name, e.config.version, e.state.value) for e in self.fleet.environments()]
 
     def queue_stats(self) -> dict:
         stats = self.events.stats()
@@ -149,6 +186,7 @@ class Corral:
         await self.fleet.shutdown()
         self.sandbox.cleanup_stale()  # what is left of ended environments (cgroups, mounts)
         self.logs.close()
+        self.metering.close()  # what is still pending is written before this returns
         self.db.close()
         log.info("corral stopped")
 

@@ -21,7 +21,10 @@ class Settings:
     code_storage_limit_bytes: int = limits.CODE_STORAGE_DEFAULT_BYTES
     # Waits before the 2nd and 3rd attempts of a failed Event invocation (Lambda: 1, 2 min).
     async_retry_delays_s: tuple[float, ...] = (60.0, 120.0)
-    sandbox: str = "process"
+    sandbox: str = "auto"  # process | namespace | auto (namespace where the machine can)
+    # The price table of `corral usage`; defaults: Lambda's x86 prices in us-east-1.
+    price_gb_second_usd: float = 0.0000166667
+    price_million_requests_usd: float = 0.20
     auth_configured: bool = False  # no authentication exists yet: non-loopback binds refused
 
     def bind_problem(self) -> str | None:

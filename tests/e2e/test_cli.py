@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import wait_until
+from tests.support import vendored_awslambdaric, wait_until
 
 HELLO = 'def handler(event, context):\n    return {"hello": event.get("name")}\n'
 
@@ -88,8 +88,12 @@ def test_deploy_without_name_uses_folder_name(corral_url, tmp_path):
 def test_deploy_keeps_executable_bit(corral_url, tmp_path):
     # a custom runtime only starts if its `bootstrap` is still executable after the zip
     folder = write_app(tmp_path / "fn")
+    script, client = vendored_awslambdaric()
+    for relative, content in client.items():
+        (folder / relative).parent.mkdir(parents=True, exist_ok=True)
+        (folder / relative).write_bytes(content)
     bootstrap = folder / "bootstrap"
-    bootstrap.write_text(f"#!/bin/sh\nexec {sys.executable} -m awslambdaric app.handler\n")
+    bootstrap.write_text(script)
     bootstrap.chmod(0o755)
     name = unique("cli-provided")
     args = ["deploy", str(folder), "--name", name, "--handler", "app.handler"]

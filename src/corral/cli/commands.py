@@ -1,4 +1,5 @@
-"""The client commands of `corral`: deploy, invoke, ls, rm, logs, runtimes.
+"""The client commands of `corral`: deploy, invoke, ls, rm, logs, runtimes, queue, stats,
+usage.
 
 They speak HTTP to a running server: Lambda's REST API (2015-03-31) for functions and
 invocations, Corral's own `/corral/v1/...` for logs and runtimes. API errors (status +
@@ -396,3 +397,61 @@ def queue(endpoint: Endpoint = DEFAULT_ENDPOINT) -> None:
         ["DEPTH", "RUNNING", "OLDEST AGE (s)"],
         [[str(stats["depth"]), str(stats["running"]), f"{stats['oldest_age_s']:.3f}"]],
     )
+
+
+# ---- stats, usage -------------------------------------------------------------------
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
+@app.command()
+def stats(
+    name: Annotated[str, typer.Argument(help="Function name.")],
+    endpoint: Endpoint = DEFAULT_ENDPOINT,
+) -> None:
+    """Show a function's last hour: invocations, errors, p50/p99 duration, cold starts."""
+    with _api(endpoint) as api:
+        s = api.request("GET", f"/corral/v1/functions/{quote(name, safe='')}/stats").json()
+    ratio = s["cold_start_ratio"]
+    _print_table(
+        ["INVOCATIONS", "ERRORS", "P50 (ms)", "P99 (ms)", "COLD STARTS"],
+        [
+            [
+                str(s["invocations"]),
+                str(s["errors"]),
+                _ms(s["p50_ms"]),
+                _ms(s["p99_ms"]),
+                f"{s['cold_starts']} ({ratio:.1%})" if ratio is not None else "0",
+            ]
+        ],
+    )
+
+
+@app.command()
+def usage(
+    since: Annotated[
+        str | None, typer.Option(help="From this ISO 8601 time (UTC if no zone); default: all.")
+    ] = None,
+    until: Annotated[str | None, typer.Option(help="Up to this time; default: now.")] = None,
+    function: Annotated[str | None, typer.Option(help="Only this function.")] = None,
+    endpoint: Endpoint = DEFAULT_ENDPOINT,
+) -> None:
+    """Print what functions used and cost: requests, billed time, GB-seconds, USD."""
+    params = {k: v for k, v in (("since", since), ("until", until), ("function", function)) if v}
+    with _api(endpoint) as api:
+        bill = api.request("GET", "/corral/v1/usage", params=params).json()
+
+    def row(label: str, line: dict) -> list[str]:
+        return [
+            label,
+            str(line["requests"]),
+            str(line["billed_ms"]),
+            f"{line['gb_seconds']:.6f}",
+            f"{line['cost_usd']:.8f}",
+        ]
+
+    rows = [row(f["function"], f) for f in bill["functions"]]
+    rows.append(row("TOTAL", bill["totals"]))
+    _print_table(["FUNCTION", "REQUESTS", "BILLED MS", "GB-SECONDS", "COST (USD)"], rows)

@@ -23,7 +23,17 @@ def serve(
     async_retry_delays: str = typer.Option(
         "60,120", help="Seconds before the retries of a failed Event invocation (Lambda's)."
     ),
-    sandbox: str = typer.Option("process", help="Sandbox backend: process."),
+    sandbox: str = typer.Option(
+        "auto",
+        help="Sandbox backend: process, namespace, or auto (namespace where this machine "
+        "supports it, else process with a warning).",
+    ),
+    price_gb_second: float = typer.Option(
+        0.0000166667, min=0, help="Price of a GB-second in USD, for `corral usage` (Lambda x86)."
+    ),
+    price_million_requests: float = typer.Option(
+        0.20, min=0, help="Price of a million requests in USD, for `corral usage` (Lambda's)."
+    ),
     region: str = typer.Option("us-east-1", help="Region named in ARNs."),
     account: str = typer.Option("000000000000", help="Account id named in ARNs."),
 ) -> None:
@@ -39,6 +49,8 @@ def serve(
         code_storage_limit_bytes=code_storage_limit,
         async_retry_delays_s=_delays(async_retry_delays),
         sandbox=sandbox,
+        price_gb_second_usd=price_gb_second,
+        price_million_requests_usd=price_million_requests,
     )
     from corral.app import serve as run
 

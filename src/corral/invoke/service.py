@@ -34,6 +34,7 @@ from corral.model.invocation import (
     platform_error,
 )
 from corral.store.queue import EventQueue, NewEvent
+from corral.telemetry import EVENT, SYNC
 
 
 class Concurrency(Protocol):
@@ -41,6 +42,16 @@ class Concurrency(Protocol):
 
     def reserved_concurrency(self, function_name: str) -> int | None: ...
     def unreserved_limit(self) -> int: ...
+
+
+class InvocationObserver(Protocol):
+    """Told of every finished or throttled invocation (metrics, metering); `kind` is "sync"
+    or "event". Called on the invoke path: must not wait or do I/O."""
+
+    def completed(
+        self, config: FunctionConfig, kind: str, request_id: str, result: InvocationResult
+    ) -> None: ...
+    def throttled(self, function_name: str, kind: str) -> None: ...
 
 
 CLIENT_CONTEXT_MAX_BYTES = 3583  # Lambda's limit on the decoded X-Amz-Client-Context
@@ -75,6 +86,7 @@ class InvokeService:
         fleet: Fleet,
         scope: Scope,
         events: EventQueue,
+        observers: tuple[InvocationObserver, ...] = (),
     ) -> None:
         self.functions = functions
         self.aliases = aliases
@@ -82,6 +94,7 @@ class InvokeService:
         self.fleet = fleet
         self.scope = scope
         self.events = events
+        self.observers = observers
         self.in_flight = 0  # every running invocation
         self._running: dict[str, int] = {}  # by function, all versions together
         self._unreserved_running = 0  # of functions without reserved concurrency
@@ -110,11 +123,13 @@ class InvokeService:
             )
             return InvokeOutcome(202, config.version, request.request_id)
         inv = self.invocation(config, request)
-        self._admit(config.name)
+        self._admit(config.name, SYNC)
         try:
             result = await self._run(config, inv)
         finally:
             self._leave(config.name)
+        for observer in self.observers:
+            observer.completed(config, SYNC, inv.request_id, result)
         return InvokeOutcome(200, config.version, request.request_id, result)
 
     def invoke_warm(self, request: InvokeRequest) -> asyncio.Future[InvokeOutcome] | None:
@@ -142,10 +157,13 @@ class InvokeService:
         self._enter(config.name)
         outcome: asyncio.Future[InvokeOutcome] = asyncio.get_running_loop().create_future()
 
-        def done(result: asyncio.Future[InvocationResult]) -> None:
+        def done(future: asyncio.Future[InvocationResult]) -> None:
             self._leave(config.name)
             pool.release(env)
-            outcome.set_result(InvokeOutcome(200, config.version, inv.request_id, result.result()))
+            result = future.result()
+            for observer in self.observers:
+                observer.completed(config, SYNC, inv.request_id, result)
+            outcome.set_result(InvokeOutcome(200, config.version, inv.request_id, result))
 
         env.invoke(inv).add_done_callback(done)
         return outcome
@@ -175,9 +193,11 @@ class InvokeService:
             return ThrottleReason.ACCOUNT
         return None
 
-    def _admit(self, name: str) -> None:
+    def _admit(self, name: str, kind: str) -> None:
         reason = self._throttle_reason(name)
         if reason is not None:
+            for observer in self.observers:
+                observer.throttled(name, kind)
             raise TooManyRequestsException("Rate Exceeded.", reason)
         self._enter(name)
 
@@ -215,11 +235,18 @@ class InvokeService:
         """One attempt of a queued (Event) invocation, under the same concurrency rules as
         synchronous ones. Raises TooManyRequestsException when throttled: the caller
         retries later."""
-        self._admit(config.name)
+        self._admit(config.name, EVENT)
         try:
-            return await self._run(config, inv)
+            result = await self._run(config, inv)
         finally:
             self._leave(config.name)
+        for observer in self.observers:
+            observer.completed(config, EVENT, inv.request_id, result)
+        return result
+
+    def running_by_function(self) -> dict[str, int]:
+        """Invocations running now per function (all versions); absent means none."""
+        return self._running
 
 
 def _decrement(counts: dict[str, int], key: str) -> None:

@@ -1,1 +1,5 @@
-"""Logs, and later metrics and metering, of what functions did."""
+"""Logs, metrics and metering of what functions did."""
+
+# Invocation types, as metrics label them and metering records them.
+SYNC = "sync"  # RequestResponse
+EVENT = "event"  # Event, run from the queue
