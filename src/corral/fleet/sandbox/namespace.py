@@ -28,6 +28,7 @@ import signal
 import socket
 import stat
 import subprocess
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -39,6 +40,7 @@ log = logging.getLogger("corral.fleet")
 SANDBOX_UID, SANDBOX_GID = 993, 990  # Lambda's sbx_user1051, as the runtime sees itself
 SANDBOX_HOST_UID, SANDBOX_HOST_GID = 100993, 100990  # who it is on the host: nobody's
 TASK_ROOT = "/var/task"
+LOOPBACK_WAIT_S = 0.5
 RUNTIME_API = ("127.0.0.1", 9001)
 STAGING_ROOT = Path("/run/corral")
 INFO_TIMEOUT_S = 5.0
@@ -424,7 +426,7 @@ class NamespaceSandbox:
                 sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
                 try:
                     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                    sock.bind(RUNTIME_API)
+                    _bind_when_loopback_is_up(sock)
                     sock.listen(16)
                     sock.setblocking(False)
                 except BaseException:
@@ -464,3 +466,18 @@ class NamespaceSandbox:
                     removed += CgroupLayout(key).cleanup_stale()
                     _Staging(key).clear()
         return removed
+
+
+def _bind_when_loopback_is_up(sock: socket.socket) -> None:
+    """Bind the Runtime API address in the sandbox's netns. bwrap brings `lo` up in the
+    child concurrently with reporting its pid, so the first bind can meet EADDRNOTAVAIL
+    (seen in CI); wait for it, in this worker thread, for up to LOOPBACK_WAIT_S."""
+    deadline = time.monotonic() + LOOPBACK_WAIT_S
+    while True:
+        try:
+            sock.bind(RUNTIME_API)
+            return
+        except OSError as exc:
+            if exc.errno != errno.EADDRNOTAVAIL or time.monotonic() > deadline:
+                raise
+            time.sleep(0.0005)
