@@ -119,6 +119,32 @@ def wait_until(predicate: Callable[[], object], timeout_s: float = 10, what: str
         delay = min(delay * 2, 0.1)
 
 
+def descendants(pid: int) -> set[int]:
+    """Every live or zombie descendant of `pid`, from /proc."""
+    parents: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            parents.setdefault(int(stat.rsplit(")", 1)[1].split()[1]), []).append(int(entry))
+    found, todo = set(), [pid]
+    while todo:
+        for child in parents.get(todo.pop(), []):
+            found.add(child)
+            todo.append(child)
+    return found
+
+
+def alive(pid: int) -> bool:
+    """Whether `pid` exists and is not a zombie."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
 def make_zip(files: dict[str, str | bytes], modes: dict[str, int] | None = None) -> bytes:
     """A zip archive in memory; `modes` sets Unix permission bits (e.g. 0o755 for bootstrap)."""
     buf = io.BytesIO()

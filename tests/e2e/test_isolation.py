@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from corral.fleet.sandbox.namespace import unsupported_reason
-from tests.support import CorralProcess, lambda_client, make_zip, wait_until
+from tests.support import CorralProcess, alive, descendants, lambda_client, make_zip, wait_until
 
 REASON = unsupported_reason()
 pytestmark = pytest.mark.skipif(REASON is not None, reason=f"no namespace sandbox: {REASON}")
@@ -61,30 +61,6 @@ def _invoke(lam, name: str, payload: object = None) -> tuple[dict, object]:
 def _health(url: str) -> dict:
     with urllib.request.urlopen(f"{url}/corral/v1/health", timeout=5) as response:
         return json.load(response)
-
-
-def _descendants(pid: int) -> set[int]:
-    parents: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                stat = Path(f"/proc/{entry}/stat").read_text()
-            except OSError:
-                continue
-            parents.setdefault(int(stat.rsplit(")", 1)[1].split()[1]), []).append(int(entry))
-    found, todo = set(), [pid]
-    while todo:
-        for child in parents.get(todo.pop(), []):
-            found.add(child)
-            todo.append(child)
-    return found
-
-
-def _alive(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 def _with_marker(marker: str) -> list[int]:
@@ -333,17 +309,17 @@ def test_nothing_is_left_after_stop_or_after_kill_9_and_restart(tmp_path):
         Code={"ZipFile": make_zip({"app.py": ECHO})},
     )
     assert _invoke(client, name, {"a": 1})[1] == {"a": 1}
-    sandboxes = _descendants(server.proc.pid)
+    sandboxes = descendants(server.proc.pid)
     assert sandboxes and _leftovers(tmp_path)
     server.kill()
-    wait_until(lambda: not any(_alive(p) for p in sandboxes), what="sandboxes die with the server")
+    wait_until(lambda: not any(alive(p) for p in sandboxes), what="sandboxes die with the server")
     restarted = CorralProcess(tmp_path, "--sandbox", "namespace")
     try:
         client = lambda_client(restarted.start())
         assert _leftovers(tmp_path) == []  # the killed server's groups are gone at start
         assert _invoke(client, name, {"b": 2})[1] == {"b": 2}
-        sandboxes = _descendants(restarted.proc.pid)
+        sandboxes = descendants(restarted.proc.pid)
     finally:
         restarted.stop()
-    assert not any(_alive(p) for p in sandboxes)
+    assert not any(alive(p) for p in sandboxes)
     assert _leftovers(tmp_path) == []

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -14,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import CorralProcess, lambda_client, make_zip, wait_until
+from tests.support import CorralProcess, alive, descendants, lambda_client, make_zip, wait_until
 
 SLEEPER = """
 import time
@@ -24,36 +23,9 @@ def handler(event, context):
 """
 
 
-def _children(pid: int) -> set[int]:
-    """All descendants of `pid`, from /proc."""
-    parents: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as f:
-                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            parents.setdefault(ppid, []).append(int(entry))
-    found, todo = set(), [pid]
-    while todo:
-        for child in parents.get(todo.pop(), []):
-            found.add(child)
-            todo.append(child)
-    return found
-
-
 def _busy(url: str) -> int:
     with urllib.request.urlopen(f"{url}/corral/v1/health", timeout=5) as response:
         return json.load(response)["environments"].get("busy", 0)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 def _create_sleeper(client, name: str, timeout: int = 10) -> None:
@@ -86,13 +58,13 @@ def test_sigterm_finishes_running_invocation_and_leaves_no_processes(tmp_path):
     with ThreadPoolExecutor(1) as pool:
         running = pool.submit(client.invoke, FunctionName=name, Payload=b'{"sleep": 1.5}')
         wait_until(lambda: _busy(url) == 1, what="the invocation to be running")
-        descendants = _children(server.proc.pid)
+        runtimes = descendants(server.proc.pid)
         server.proc.send_signal(signal.SIGTERM)
         response = running.result(timeout=30)
     assert response["StatusCode"] == 200
     assert "FunctionError" not in response
     assert server.proc.wait(30) == 0
-    wait_until(lambda: not any(_alive(pid) for pid in descendants), what="runtimes to exit")
+    wait_until(lambda: not any(alive(pid) for pid in runtimes), what="runtimes to exit")
 
 
 def test_restart_after_kill_9_cleans_up_orphaned_runtimes(tmp_path):
@@ -101,13 +73,13 @@ def test_restart_after_kill_9_cleans_up_orphaned_runtimes(tmp_path):
     name = f"orphan-{uuid.uuid4().hex[:8]}"
     _create_sleeper(client, name)
     client.invoke(FunctionName=name, Payload=b'{"sleep": 0}')
-    runtimes = _children(server.proc.pid)
+    runtimes = descendants(server.proc.pid)
     assert runtimes
     server.kill()
     restarted = CorralProcess(tmp_path)
     try:
         client = lambda_client(restarted.start())
-        wait_until(lambda: not any(_alive(pid) for pid in runtimes), what="orphans killed")
+        wait_until(lambda: not any(alive(pid) for pid in runtimes), what="orphans killed")
         assert client.invoke(FunctionName=name, Payload=b"{}")["StatusCode"] == 200
     finally:
         restarted.stop()
@@ -124,7 +96,7 @@ def test_account_concurrency_limit_throttles_with_429(tmp_path, limit):
                 pool.submit(client.invoke, FunctionName=name, Payload=b'{"sleep": 2}')
                 for _ in range(limit)
             ]
-            wait_until(lambda: len(_children(server.proc.pid)) >= limit, what="environments busy")
+            wait_until(lambda: len(descendants(server.proc.pid)) >= limit, what="environments busy")
             with pytest.raises(client.exceptions.TooManyRequestsException) as caught:
                 client.invoke(FunctionName=name, Payload=b"{}")
             assert all(f.result(30)["StatusCode"] == 200 for f in busy)

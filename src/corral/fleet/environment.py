@@ -34,6 +34,7 @@ from corral.model.invocation import (
     billed_ms,
     describe_exit,
     exit_error,
+    out_of_memory_error,
     platform_error,
     response_too_large_error,
     timeout_error,
@@ -44,7 +45,6 @@ log = logging.getLogger("corral.fleet")
 
 INIT_TIMEOUT_S = 10.0  # Lambda's limit on the init phase of on-demand environments
 MIB = 1024 * 1024
-OUT_OF_MEMORY = "Runtime.OutOfMemory"
 
 
 class State(enum.Enum):
@@ -415,7 +415,7 @@ class Environment:
             if self._current is None:
                 self._current = inv
             if process.oom_killed():  # the memory cgroup's limit, not the runtime, ended it
-                body = platform_error(OUT_OF_MEMORY, f"RequestId: {inv.request_id} Error: {detail}")
+                body = out_of_memory_error(inv.request_id, detail)
                 self._finish(InvocationResult(body, UNHANDLED), status="error")
             else:
                 self._finish(self._exit_result(inv, detail), status="error")

@@ -83,6 +83,11 @@ def exit_error(request_id: str, detail: str) -> bytes:
     return platform_error("Runtime.ExitError", f"RequestId: {request_id} Error: {detail}")
 
 
+def out_of_memory_error(request_id: str, detail: str) -> bytes:
+    """The memory limit (not the runtime) ended the invocation."""
+    return platform_error("Runtime.OutOfMemory", f"RequestId: {request_id} Error: {detail}")
+
+
 def response_too_large_error(limit_bytes: int) -> bytes:
     return platform_error(
         "Function.ResponseSizeTooLarge",
