@@ -16,7 +16,7 @@ import logging
 import math
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -39,6 +39,7 @@ from corral.model.invocation import (
     response_too_large_error,
     timeout_error,
 )
+from corral.model.layers import OPT, FunctionLayer, search_path_environment
 from corral.telemetry.logs import FunctionLogs
 
 log = logging.getLogger("corral.fleet")
@@ -62,6 +63,8 @@ class FleetContext:
     runtimes: RuntimeCatalogue
     logs: FunctionLogs
     scope: Scope
+    # The host directory with a function's layers merged in order (an empty one for none).
+    opt_dir: Callable[[tuple[FunctionLayer, ...]], Awaitable[Path]] | None = None
 
 
 def _utc_stamp() -> str:
@@ -129,11 +132,13 @@ class Environment:
         Runtime.InvalidEntrypoint).
         """
         launch = self.ctx.runtimes.launch(self.config.runtime, self.code_dir)
+        opt_dir = await self.ctx.opt_dir(self.config.layers) if self.ctx.opt_dir else None
         spec = SandboxSpec(
             env_id=self.id,
             argv=launch.argv,
-            env=self._environment_variables(),
+            env=self._environment_variables(opt_dir),
             code_dir=self.code_dir,
+            opt_dir=opt_dir if self.config.layers else None,
             memory_mb=self.config.memory_mb,
             ephemeral_storage_mb=self.config.ephemeral_storage_mb,
             address_space_limited=launch.address_space_limited,
@@ -155,15 +160,21 @@ class Environment:
         self._loop.add_reader(self._process.exit_fd, self._on_exit)
         self._init_timer = self._loop.call_later(INIT_TIMEOUT_S, self._on_init_timeout)
 
-    def _environment_variables(self) -> dict[str, str]:
-        """Lambda's environment variables; the sandbox adds AWS_LAMBDA_RUNTIME_API."""
+    def _environment_variables(self, opt_dir: Path | None = None) -> dict[str, str]:
+        """Lambda's environment variables; the sandbox adds AWS_LAMBDA_RUNTIME_API.
+
+        Layer search paths name /opt where the sandbox mounts the layers there, else the
+        host directory that holds them (`opt_dir`)."""
         c, scope = self.config, self.ctx.scope
+        mounted = getattr(self.ctx.sandbox, "mounts_opt", False) or opt_dir is None
+        opt_root = OPT if mounted else str(opt_dir)
+        search = search_path_environment(c.runtime, opt_root, str(RUNTIMES_DIR))
         env = {
-            "PATH": "/usr/local/bin:/usr/bin:/bin:/opt/bin",
             "LANG": "en_US.UTF-8",
             "TZ": ":UTC",
-            "LD_LIBRARY_PATH": "/lib64:/usr/lib64:/opt/lib",
+            **search,
             **c.environment,
+            "CORRAL_OPT_DIR": opt_root,
             "_HANDLER": c.handler,
             "LAMBDA_TASK_ROOT": str(self.code_dir),
             "LAMBDA_RUNTIME_DIR": str(RUNTIMES_DIR),
