@@ -546,6 +546,36 @@ def test_code_and_layers_together_are_limited_to_250_mb(lam):
         lam.delete_layer_version(LayerName=layer_name, VersionNumber=1)
 
 
+def test_a_custom_runtime_can_ship_as_a_layer(lam):
+    # provided.* runs /opt/bootstrap when the function's code has none (Lambda's rule).
+    bootstrap = r"""#!/bin/sh
+set -eu
+API="http://${AWS_LAMBDA_RUNTIME_API}/2018-06-01/runtime/invocation"
+while true; do
+  HEADERS="$(mktemp)"
+  curl -sS -D "$HEADERS" -o /dev/null "$API/next"
+  ID="$(grep -i Lambda-Runtime-Aws-Request-Id "$HEADERS" | tr -d '[:space:]' | cut -d: -f2)"
+  BODY="{\"message\": \"$(cat "$LAMBDA_TASK_ROOT/message.txt")\", \"from\": \"$0\"}"
+  curl -sS -o /dev/null -X POST "$API/$ID/response" -d "$BODY"
+done
+"""
+    layer = publish(
+        lam, unique_name("rt"), make_zip({"bootstrap": bootstrap}, {"bootstrap": 0o755})
+    )
+    name = unique_name("lyr")
+    lam.create_function(
+        FunctionName=name,
+        Runtime="provided.al2023",
+        Role=ROLE,
+        Handler="function.handler",
+        Code={"ZipFile": make_zip({"message.txt": "from the code"})},
+        Layers=[layer["LayerVersionArn"]],
+    )
+    body = invoke(lam, name)
+    assert body["message"] == "from the code"
+    assert body["from"].endswith("/bootstrap") and "/var/task" not in body["from"]
+
+
 def test_node_function_requires_a_module_from_its_layer(lam, corral_url):
     with urllib.request.urlopen(f"{corral_url}/corral/v1/runtimes", timeout=10) as response:
         runtimes = json.loads(response.read())

@@ -26,7 +26,7 @@ from corral.fleet.runtimes import RUNTIMES_DIR, RuntimeCatalogue
 from corral.fleet.sandbox import Sandbox, SandboxProcess, SandboxSpec
 from corral.model import limits, report
 from corral.model.arn import Scope
-from corral.model.function import FunctionConfig
+from corral.model.function import CUSTOM_RUNTIMES, FunctionConfig
 from corral.model.invocation import (
     UNHANDLED,
     Invocation,
@@ -135,7 +135,7 @@ class Environment:
         opt_dir = await self.ctx.opt_dir(self.config.layers) if self.ctx.opt_dir else None
         spec = SandboxSpec(
             env_id=self.id,
-            argv=launch.argv,
+            argv=self._entry_point(launch.argv, opt_dir),
             env=self._environment_variables(opt_dir),
             code_dir=self.code_dir,
             opt_dir=opt_dir if self.config.layers else None,
@@ -166,8 +166,7 @@ class Environment:
         Layer search paths name /opt where the sandbox mounts the layers there, else the
         host directory that holds them (`opt_dir`)."""
         c, scope = self.config, self.ctx.scope
-        mounted = getattr(self.ctx.sandbox, "mounts_opt", False) or opt_dir is None
-        opt_root = OPT if mounted else str(opt_dir)
+        opt_root = self._opt_root(opt_dir)
         search = search_path_environment(c.runtime, opt_root, str(RUNTIMES_DIR))
         env = {
             "LANG": "en_US.UTF-8",
@@ -189,6 +188,25 @@ class Environment:
             "AWS_EXECUTION_ENV": f"AWS_Lambda_{c.runtime}",
         }
         return env
+
+    def _entry_point(self, argv: tuple[str, ...], opt_dir: Path | None) -> tuple[str, ...]:
+        """Lambda runs a custom runtime's bootstrap from the function's code, or else from
+        its layers (/opt/bootstrap): a runtime can ship as a layer. Two stats, cold only."""
+        if (
+            self.config.runtime in CUSTOM_RUNTIMES
+            and opt_dir is not None
+            and not os.path.exists(argv[0])
+            and (opt_dir / "bootstrap").is_file()
+        ):
+            return (f"{self._opt_root(opt_dir)}/bootstrap",)
+        return argv
+
+    def _opt_root(self, opt_dir: Path | None) -> str:
+        """Where the function sees its layers: /opt where the sandbox mounts them there,
+        else the host directory holding them."""
+        if opt_dir is None or getattr(self.ctx.sandbox, "mounts_opt", False):
+            return OPT
+        return str(opt_dir)
 
     def stop(self) -> None:
         """Kill the runtime and close the listener. Idempotent; never waits."""
