@@ -167,7 +167,8 @@ class Environment:
         host directory that holds them (`opt_dir`)."""
         c, scope = self.config, self.ctx.scope
         opt_root = self._opt_root(opt_dir)
-        search = search_path_environment(c.runtime, opt_root, str(RUNTIMES_DIR))
+        task_root = getattr(self.ctx.sandbox, "task_root", None) or str(self.code_dir)
+        search = search_path_environment(c.runtime, opt_root, str(RUNTIMES_DIR), task_root)
         env = {
             "LANG": "en_US.UTF-8",
             "TZ": ":UTC",

@@ -214,11 +214,15 @@ def tree_key(layers: Iterable[FunctionLayer]) -> str:
     return hashlib.sha256(joined.encode()).hexdigest()
 
 
-def search_path_environment(runtime: str, opt_root: str, runtime_dir: str) -> dict[str, str]:
+def search_path_environment(
+    runtime: str, opt_root: str, runtime_dir: str, task_root: str
+) -> dict[str, str]:
     """The environment variables that put layer content on each runtime's search paths,
-    Lambda's documented values with `/opt` replaced by `opt_root` (where the function sees
-    its layers). CORRAL_OPT_DIR names that root for runtimes that look there themselves
-    (Python's bootstrap: `python`, `python/lib/pythonX.Y/site-packages`; Java: `java/lib`)."""
+    Lambda's values with `/opt` replaced by `opt_root` (where the function sees its layers).
+    CORRAL_OPT_DIR names that root for runtimes that look there themselves (Python's
+    bootstrap: `python`, `python/lib/pythonX.Y/site-packages`; Java: `java/lib`). NODE_PATH
+    is what Lambda's Node.js bootstrap sets: the documented layer and runtime directories,
+    then the runtime and task roots (so `require('x')` finds /var/task/x.js)."""
     env = {
         "PATH": f"/usr/local/bin:/usr/bin:/bin:{opt_root}/bin",
         "LD_LIBRARY_PATH": f"/lib64:/usr/lib64:{opt_root}/lib",
@@ -228,6 +232,6 @@ def search_path_environment(runtime: str, opt_root: str, runtime_dir: str) -> di
     if m:
         env["NODE_PATH"] = (
             f"{opt_root}/nodejs/node{m.group(1)}/node_modules:{opt_root}/nodejs/node_modules:"
-            f"{runtime_dir}/node_modules"
+            f"{runtime_dir}/node_modules:{runtime_dir}:{task_root}"
         )
     return env

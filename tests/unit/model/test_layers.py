@@ -72,13 +72,13 @@ def test_tree_key_depends_on_order():
 
 
 def test_search_paths_follow_lambda_with_the_opt_root_moved():
-    node = search_path_environment("nodejs20.x", "/opt", "/rt")
+    node = search_path_environment("nodejs20.x", "/opt", "/rt", "/var/task")
     assert node["NODE_PATH"] == (
-        "/opt/nodejs/node20/node_modules:/opt/nodejs/node_modules:/rt/node_modules"
+        "/opt/nodejs/node20/node_modules:/opt/nodejs/node_modules:/rt/node_modules:/rt:/var/task"
     )
     assert node["PATH"].split(":")[-1] == "/opt/bin"
     assert node["LD_LIBRARY_PATH"].split(":")[-1] == "/opt/lib"
-    python = search_path_environment("python3.12", "/data/layers/k", "/rt")
+    python = search_path_environment("python3.12", "/data/layers/k", "/rt", "/code")
     assert "NODE_PATH" not in python
     assert python["CORRAL_OPT_DIR"] == "/data/layers/k"
     assert python["PATH"].endswith(":/data/layers/k/bin")

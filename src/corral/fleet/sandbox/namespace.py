@@ -248,6 +248,7 @@ class NamespaceSandboxProcess:
 class NamespaceSandbox:
     name = "namespace"
     mounts_opt = True  # a function's layers are at /opt (SandboxSpec.opt_dir)
+    task_root = TASK_ROOT  # where the function sees its code
 
     def __init__(self, run_dir: Path, exposed: list[Path]) -> None:
         """`exposed`: host directories every runtime may read (interpreter prefixes,
