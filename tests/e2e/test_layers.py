@@ -620,11 +620,19 @@ def test_node_function_requires_a_module_from_its_layer(lam, corral_url):
 
 
 def test_process_sandbox_passes_the_host_path_of_the_layers(tmp_path):
-    with CorralProcess(tmp_path / "data", "--sandbox", "process") as server:
+    data = tmp_path / "data"
+    with CorralProcess(data, "--sandbox", "process", "--code-storage-limit", "100000") as server:
         lam = lambda_client(server.url)
         layer = publish(lam, unique_name("proc"), probe_layer_zip())
         name = create(lam, PROBE, [layer["LayerVersionArn"]])
         body = invoke(lam, name)
+        # layer archives count in the code storage quota, as in Lambda
+        usage = lam.get_account_settings()["AccountUsage"]["TotalCodeSize"]
+        code_size = lam.get_function_configuration(FunctionName=name)["CodeSize"]
+        assert usage == code_size + layer["Content"]["CodeSize"]
+        with pytest.raises(ClientError) as excinfo:
+            publish(lam, unique_name("huge"), make_zip({"blob": os.urandom(120_000)}))
+        assert_client_error(excinfo, "CodeStorageExceededException", 400)
     assert body["greeting"] == "hello from a layer"
     assert body["sitemod"] == "site-packages"
     opt = Path(body["opt"])
