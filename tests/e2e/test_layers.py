@@ -34,6 +34,8 @@ from tests.conformance import (
     unique_name,
 )
 from tests.support import CorralProcess, lambda_client, make_zip
+from tests.unit.store.test_blobs import make_zip as zip_with_links
+from tests.unit.store.test_blobs import symlink
 
 TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+0000")
 AWS = str(Path(sys.executable).with_name("aws"))
@@ -442,6 +444,19 @@ def test_later_layers_overwrite_earlier_files(lam):
 
     assert invoke(lam, create(lam, source, [first, second])) == {"value": "second", "x": 1}
     assert invoke(lam, create(lam, source, [second, first])) == {"value": "first", "x": 1}
+
+
+def test_layers_that_combine_into_a_link_out_of_opt_are_refused(lam):
+    # Each layer is safe alone (a/b -> .. is its own root; c -> a/b/.. is "a" lexically),
+    # together c resolves above /opt: the function is refused, nothing follows the link.
+    first = publish(lam, unique_name("ln"), zip_with_links(("a/", b""), symlink("a/b", "..")))
+    second = publish(lam, unique_name("ln"), zip_with_links(symlink("c", "a/b/..")))
+    arns = [first["LayerVersionArn"], second["LayerVersionArn"]]
+    with pytest.raises(ClientError) as excinfo:
+        create(lam, "def handler(e, c):\n    return 1\n", arns)
+    message = assert_client_error(excinfo, "InvalidParameterValueException", 400)
+    assert "leaves /opt" in message
+    assert invoke(lam, create(lam, "def handler(e, c):\n    return 1\n", arns[:1])) == 1
 
 
 def test_function_layer_rules(lam):
