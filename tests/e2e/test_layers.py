@@ -16,6 +16,7 @@ import os
 import re
 import subprocess
 import sys
+import urllib.error
 import urllib.request
 import zipfile
 from io import BytesIO
@@ -187,6 +188,23 @@ def test_unknown_layers_and_bad_versions(lam):
     with pytest.raises(ClientError) as excinfo:
         lam.publish_layer_version(LayerName="bad name!", Content={"ZipFile": b"x"})
     assert_client_error(excinfo, "ValidationException", 400)
+
+
+@pytest.mark.parametrize(
+    ("path", "error_type"),
+    [
+        ("/2018-10-31/layers?find=LayerVersion", "ValidationException"),  # no Arn
+        ("/2018-10-31/layers/x/versions/abc", "InvalidRequestContentException"),
+        ("/2018-10-31/layers?MaxItems=0", "ValidationException"),
+        ("/2018-10-31/layers?CompatibleRuntime=cobol", "ValidationException"),
+    ],
+)
+def test_malformed_layer_requests_get_lambda_errors(corral_url, path, error_type):
+    with pytest.raises(urllib.error.HTTPError) as excinfo:
+        urllib.request.urlopen(corral_url + path, timeout=10)
+    assert excinfo.value.code == 400
+    assert excinfo.value.headers["x-amzn-ErrorType"] == error_type
+    assert json.loads(excinfo.value.read())["Type"] == "User"
 
 
 def test_list_layers_filters_and_paginates(lam):
