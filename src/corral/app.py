@@ -20,6 +20,7 @@ from corral.config import Settings
 from corral.control.aliases import AliasService
 from corral.control.event_config import EventConfigService
 from corral.control.functions import FunctionService
+from corral.control.layers import LayerService
 from corral.control.provisioned import ProvisionedService
 from corral.control.resources import ResourceService
 from corral.fleet.environment import FleetContext, State
@@ -31,6 +32,7 @@ from corral.http.app import RootApp
 from corral.http.corral_api import CorralApi
 from corral.http.event_config_api import EventConfigApi
 from corral.http.lambda_api import LambdaApi
+from corral.http.layer_api import LayerApi
 from corral.http.metrics_api import MetricsApi
 from corral.http.provisioned_api import ProvisionedApi
 from corral.http.resource_api import ResourceApi
@@ -44,6 +46,7 @@ from corral.store.blobs import CodeStore
 from corral.store.db import Database
 from corral.store.event_configs import EventConfigStore
 from corral.store.metering import MeteringStore
+from corral.store.opt_trees import OptTrees
 from corral.store.queue import SqliteEventQueue
 from corral.store.resources import ResourceStore  # declares its tables: before Database
 from corral.telemetry.logs import FunctionLogs
@@ -71,8 +74,18 @@ class Corral:
         self.logs = FunctionLogs(data / "logs")
         self.runtimes = RuntimeCatalogue()
         self.sandbox = build_sandbox(settings.sandbox, data / "run", self.runtimes)
+        self.layers = LayerService(
+            self.db,
+            self.code,
+            OptTrees(data / "layers", self.code),
+            self.scope,
+            settings.code_storage_limit_bytes,
+        )
         self.fleet = Fleet(
-            FleetContext(self.sandbox, self.runtimes, self.logs, self.scope), settings.keep_alive_s
+            FleetContext(
+                self.sandbox, self.runtimes, self.logs, self.scope, opt_dir=self.layers.opt_dir
+            ),
+            settings.keep_alive_s,
         )
         self.functions = FunctionService(
             self.db,
@@ -81,6 +94,7 @@ class Corral:
             self.runtimes,
             self.scope,
             settings.code_storage_limit_bytes,
+            layers=self.layers,
         )
         self.background = Supervisor()
         self.aliases = AliasService(self.db, self.functions, self.scope)
@@ -139,6 +153,7 @@ class Corral:
         )
         lambda_api.register(ProvisionedApi(self.provisioned, self.scope).handlers())
         lambda_api.register(ResourceApi(self.resources, self.scope).handlers())
+        lambda_api.register(LayerApi(self.layers, self.scope).handlers())
         self.app = RootApp(
             lambda_api,
             CorralApi(
@@ -165,6 +180,7 @@ class Corral:
 
     async def startup(self) -> None:
         self.code.sweep_temporary()
+        self.layers.prune_trees()
         stale = self.sandbox.cleanup_stale()
         if stale:
             log.warning("killed %d runtime(s) left behind by an earlier server", stale)

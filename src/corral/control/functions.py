@@ -23,6 +23,7 @@ from pathlib import Path
 import orjson
 from sqlalchemy.exc import IntegrityError
 
+from corral.control.layers import LayerService
 from corral.fleet.pool import Fleet
 from corral.fleet.runtimes import RuntimeCatalogue
 from corral.model import limits
@@ -42,6 +43,7 @@ from corral.model.function import (
     lambda_timestamp,
     new_revision_id,
 )
+from corral.model.layers import FunctionLayer
 from corral.model.tags import validate_tags
 from corral.store.blobs import CodeArtifact, CodeStore
 from corral.store.db import Database
@@ -71,7 +73,6 @@ RESERVED_ENVIRONMENT_KEYS = frozenset(
 
 # Members of Create/UpdateFunction* that Corral cannot honour yet: refused, never ignored.
 _UNSUPPORTED = {
-    "Layers": "layers",
     "VpcConfig": "VPC configuration",
     "FileSystemConfigs": "file systems (EFS)",
     "ImageConfig": "container images",
@@ -108,8 +109,10 @@ class FunctionService:
         runtimes: RuntimeCatalogue,
         scope: Scope,
         code_storage_limit_bytes: int = limits.CODE_STORAGE_DEFAULT_BYTES,
+        layers: LayerService | None = None,
     ) -> None:
         self.db = db
+        self.layers = layers
         self.code_storage_limit_bytes = code_storage_limit_bytes
         self.code = code
         self.fleet = fleet
@@ -215,7 +218,9 @@ class FunctionService:
         validate_tags(tags)
         if name in self._cache or self.db.get_function(name) is not None:
             raise ResourceConflictException(f"Function already exist: {name}")
+        layers = self._resolve_layers(params.get("Layers") or [], ())
         artifact = await self._ingest(params.get("Code") or {})
+        await self._prepare_layers(artifact.hexdigest, layers, discard_on_error=True)
         config = FunctionConfig(
             name=name,
             role=params["Role"],
@@ -227,6 +232,7 @@ class FunctionService:
             environment=environment,
             last_modified=lambda_timestamp(),
             revision_id=new_revision_id(),
+            layers=layers,
             **self._optional_settings(params),
         )
         try:
@@ -244,6 +250,7 @@ class FunctionService:
             current = self.get(name)
             self._check_revision(current, params.get("RevisionId"))
             artifact = await self._ingest(params)
+            await self._prepare_layers(artifact.hexdigest, current.layers, discard_on_error=True)
             changes: dict = {
                 "code_sha256": artifact.sha256,
                 "code_hexdigest": artifact.hexdigest,
@@ -273,6 +280,10 @@ class FunctionService:
                 changes["runtime"] = params["Runtime"]
             if "Environment" in params:
                 changes["environment"] = self._environment(params["Environment"])
+            if "Layers" in params:
+                layers = self._resolve_layers(params["Layers"] or [], current.layers)
+                await self._prepare_layers(current.code_hexdigest, layers)
+                changes["layers"] = layers
             return self._save(current, current.replace(**changes))
 
     async def publish_version(
@@ -326,8 +337,10 @@ class FunctionService:
             self._versions.pop((name, qualifier), None)
             self.fleet.retire(name, qualifier)
             self._discard_code_if_unused(version.code_hexdigest)
+            self._discard_layers_if_unused(version.layers)
             return
         versions = [v for (n, _), v in self._versions.items() if n == name]
+        layer_digests = self.db.layer_digests(name)
         self.db.delete_function(name)
         self._cache.pop(name, None)
         self._locks.pop(name, None)
@@ -337,6 +350,8 @@ class FunctionService:
         for forget in self.on_function_delete:
             forget(name)
         self._discard_code_if_unused(config.code_hexdigest)
+        if self.layers is not None and layer_digests:
+            self.layers.discard_unused(sorted(layer_digests))
 
     # ---- helpers ----------------------------------------------------------------
 
@@ -346,12 +361,40 @@ class FunctionService:
         self.fleet.retire(new.name, LATEST)
         if old.code_hexdigest != new.code_hexdigest:
             self._discard_code_if_unused(old.code_hexdigest)
+        if old.layers != new.layers:
+            self._discard_layers_if_unused(old.layers)
         return new
 
     def _discard_code_if_unused(self, hexdigest: str) -> None:
         if not self.db.code_in_use(hexdigest):
             with contextlib.suppress(OSError):
                 self.code.discard(hexdigest)
+
+    def _discard_layers_if_unused(self, layers: tuple[FunctionLayer, ...]) -> None:
+        if layers and self.layers is not None:
+            self.layers.discard_unused([layer.code_hexdigest for layer in layers])
+
+    def _resolve_layers(
+        self, arns: list[str], held: tuple[FunctionLayer, ...]
+    ) -> tuple[FunctionLayer, ...]:
+        if not arns:
+            return ()
+        if self.layers is None:
+            raise InvalidParameterValueException("Corral does not support layers here.")
+        return self.layers.resolve(arns, held)
+
+    async def _prepare_layers(
+        self, code_hexdigest: str, layers: tuple[FunctionLayer, ...], discard_on_error=False
+    ) -> None:
+        """The 250 MB quota of code and layers, and the merged /opt tree, before saving."""
+        if not layers or self.layers is None:
+            return
+        try:
+            await self.layers.prepare(code_hexdigest, layers)
+        except BaseException:
+            if discard_on_error:
+                self._discard_code_if_unused(code_hexdigest)
+            raise
 
     def _lock(self, name: str) -> asyncio.Lock:
         lock = self._locks.get(name)

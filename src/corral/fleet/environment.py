@@ -16,7 +16,7 @@ import logging
 import math
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,7 +26,7 @@ from corral.fleet.runtimes import RUNTIMES_DIR, RuntimeCatalogue
 from corral.fleet.sandbox import Sandbox, SandboxProcess, SandboxSpec
 from corral.model import limits, report
 from corral.model.arn import Scope
-from corral.model.function import FunctionConfig
+from corral.model.function import CUSTOM_RUNTIMES, FunctionConfig
 from corral.model.invocation import (
     UNHANDLED,
     Invocation,
@@ -39,6 +39,7 @@ from corral.model.invocation import (
     response_too_large_error,
     timeout_error,
 )
+from corral.model.layers import OPT, FunctionLayer, search_path_environment
 from corral.telemetry.logs import FunctionLogs
 
 log = logging.getLogger("corral.fleet")
@@ -62,6 +63,8 @@ class FleetContext:
     runtimes: RuntimeCatalogue
     logs: FunctionLogs
     scope: Scope
+    # The host directory with a function's layers merged in order (an empty one for none).
+    opt_dir: Callable[[tuple[FunctionLayer, ...]], Awaitable[Path]] | None = None
 
 
 def _utc_stamp() -> str:
@@ -129,11 +132,13 @@ class Environment:
         Runtime.InvalidEntrypoint).
         """
         launch = self.ctx.runtimes.launch(self.config.runtime, self.code_dir)
+        opt_dir = await self.ctx.opt_dir(self.config.layers) if self.ctx.opt_dir else None
         spec = SandboxSpec(
             env_id=self.id,
-            argv=launch.argv,
-            env=self._environment_variables(),
+            argv=self._entry_point(launch.argv, opt_dir),
+            env=self._environment_variables(opt_dir),
             code_dir=self.code_dir,
+            opt_dir=opt_dir if self.config.layers else None,
             memory_mb=self.config.memory_mb,
             ephemeral_storage_mb=self.config.ephemeral_storage_mb,
             address_space_limited=launch.address_space_limited,
@@ -155,15 +160,21 @@ class Environment:
         self._loop.add_reader(self._process.exit_fd, self._on_exit)
         self._init_timer = self._loop.call_later(INIT_TIMEOUT_S, self._on_init_timeout)
 
-    def _environment_variables(self) -> dict[str, str]:
-        """Lambda's environment variables; the sandbox adds AWS_LAMBDA_RUNTIME_API."""
+    def _environment_variables(self, opt_dir: Path | None = None) -> dict[str, str]:
+        """Lambda's environment variables; the sandbox adds AWS_LAMBDA_RUNTIME_API.
+
+        Layer search paths name /opt where the sandbox mounts the layers there, else the
+        host directory that holds them (`opt_dir`)."""
         c, scope = self.config, self.ctx.scope
+        opt_root = self._opt_root(opt_dir)
+        task_root = getattr(self.ctx.sandbox, "task_root", None) or str(self.code_dir)
+        search = search_path_environment(c.runtime, opt_root, str(RUNTIMES_DIR), task_root)
         env = {
-            "PATH": "/usr/local/bin:/usr/bin:/bin:/opt/bin",
             "LANG": "en_US.UTF-8",
             "TZ": ":UTC",
-            "LD_LIBRARY_PATH": "/lib64:/usr/lib64:/opt/lib",
+            **search,
             **c.environment,
+            "CORRAL_OPT_DIR": opt_root,
             "_HANDLER": c.handler,
             "LAMBDA_TASK_ROOT": str(self.code_dir),
             "LAMBDA_RUNTIME_DIR": str(RUNTIMES_DIR),
@@ -178,6 +189,25 @@ class Environment:
             "AWS_EXECUTION_ENV": f"AWS_Lambda_{c.runtime}",
         }
         return env
+
+    def _entry_point(self, argv: tuple[str, ...], opt_dir: Path | None) -> tuple[str, ...]:
+        """Lambda runs a custom runtime's bootstrap from the function's code, or else from
+        its layers (/opt/bootstrap): a runtime can ship as a layer. Two stats, cold only."""
+        if (
+            self.config.runtime in CUSTOM_RUNTIMES
+            and opt_dir is not None
+            and not os.path.exists(argv[0])
+            and (opt_dir / "bootstrap").is_file()
+        ):
+            return (f"{self._opt_root(opt_dir)}/bootstrap",)
+        return argv
+
+    def _opt_root(self, opt_dir: Path | None) -> str:
+        """Where the function sees its layers: /opt where the sandbox mounts them there,
+        else the host directory holding them."""
+        if opt_dir is None or getattr(self.ctx.sandbox, "mounts_opt", False):
+            return OPT
+        return str(opt_dir)
 
     def stop(self) -> None:
         """Kill the runtime and close the listener. Idempotent; never waits."""

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 
 from corral.model import limits
 from corral.model.arn import LATEST, Scope
+from corral.model.layers import FunctionLayer
 
 PYTHON_RUNTIMES = ("python3.11", "python3.12", "python3.13")
 CUSTOM_RUNTIMES = ("provided", "provided.al2", "provided.al2023")
@@ -60,7 +61,7 @@ class FunctionConfig:
     log_group: str = ""
     application_log_level: str | None = None
     system_log_level: str | None = None
-    layers: tuple[str, ...] = ()
+    layers: tuple[FunctionLayer, ...] = ()
     dead_letter_target_arn: str | None = None
     kms_key_arn: str | None = None
     version: str = LATEST
@@ -85,7 +86,7 @@ class FunctionConfig:
         """Plain data for the store; `from_record` is its inverse."""
         record = dataclasses.asdict(self)
         record["architectures"] = list(self.architectures)
-        record["layers"] = list(self.layers)
+        record["layers"] = [dataclasses.asdict(layer) for layer in self.layers]
         return record
 
     @classmethod
@@ -93,7 +94,7 @@ class FunctionConfig:
         names = {f.name for f in dataclasses.fields(cls)}
         values = {k: v for k, v in record.items() if k in names}
         values["architectures"] = tuple(values.get("architectures", ("x86_64",)))
-        values["layers"] = tuple(values.get("layers", ()))
+        values["layers"] = tuple(map(FunctionLayer.from_record, values.get("layers", ())))
         return cls(**values)
 
     def to_wire(self, scope: Scope) -> dict:
@@ -115,7 +116,7 @@ class FunctionConfig:
             "Version": self.version,
             "TracingConfig": {"Mode": self.tracing_mode},
             "RevisionId": self.revision_id,
-            "Layers": [{"Arn": arn, "CodeSize": 0} for arn in self.layers],
+            "Layers": [layer.to_wire() for layer in self.layers],
             "State": self.state,
             "LastUpdateStatus": self.last_update_status,
             "PackageType": "Zip",

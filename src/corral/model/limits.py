@@ -36,3 +36,5 @@ LOG_TAIL_BYTES = 4096
 ACCOUNT_CONCURRENCY_DEFAULT = 1000
 CODE_STORAGE_DEFAULT_BYTES = 75 * 1024**3  # 80,530,636,800: all versions' packages together
 LIST_MAX_ITEMS = 50  # ListFunctions returns at most 50 per page
+
+LAYERS_PER_FUNCTION_MAX = 5  # Lambda quotas: "Lambda layers: five per function"

@@ -178,6 +178,10 @@ class CodeStore:
         """The directory holding the unpacked code of a stored package."""
         return self._unpacked / _checked(hexdigest)
 
+    def unpacked_size(self, hexdigest: str) -> int:
+        """Bytes of the package's files once unpacked (what Lambda's 250 MB quota counts)."""
+        return tree_size(self.unpacked_path(hexdigest))
+
     def blob_path(self, hexdigest: str) -> Path:
         """The stored zip, byte for byte as uploaded."""
         return self._blobs / f"{_checked(hexdigest)}.zip"
@@ -227,6 +231,27 @@ class CodeStore:
                 raise
             # A concurrent ingest of the same bytes got there first; its tree is identical.
             shutil.rmtree(work)
+
+
+def resolves_inside(root: str, path: str) -> bool:
+    """Whether `path`, with every symlink on it followed, stays within `root` (a real
+    path, as `os.path.realpath` gives)."""
+    resolved = os.path.realpath(path)
+    return resolved == root or resolved.startswith(root + os.sep)
+
+
+def tree_size(root: Path) -> int:
+    """Bytes of the regular files under `root` (symlinks are not followed)."""
+    total = 0
+    stack = [str(root)]
+    while stack:
+        with os.scandir(stack.pop()) as entries:
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append(entry.path)
+                elif entry.is_file(follow_symlinks=False):
+                    total += entry.stat(follow_symlinks=False).st_size
+    return total
 
 
 def _checked(hexdigest: str) -> str:
@@ -440,8 +465,7 @@ def _check_links_resolve_inside(base: str, links: list[_Entry]) -> None:
     # that link points, not from where it sits; only the real tree can answer.
     root = os.path.realpath(base)
     for entry in links:
-        resolved = os.path.realpath(os.path.join(base, entry.path))
-        if resolved != root and not resolved.startswith(root + os.sep):
+        if not resolves_inside(root, os.path.join(base, entry.path)):
             raise _hostile(
                 entry.info.filename,
                 f"is a symlink resolving outside the package ({os.fsdecode(entry.target)!r})",

@@ -2,8 +2,11 @@
 
 Tables: `functions` (one row per function: tags, creation time, the last version number
 handed out), `function_versions` (one row per version, `$LATEST` included) and `aliases`,
-each holding its configuration as JSON. The schema is created on start-up and migrated forward by
-`_migrate` from the `meta.schema_version` row.
+each holding its configuration as JSON; `layers` (one row per layer name: the last version
+number handed out), `layer_versions`, `layer_version_policies`, and `function_layers` (which
+layer packages each function version holds, so that a package is kept while any version
+uses it, also after its layer version is deleted). The schema is created on start-up and
+migrated forward by `_migrate` from the `meta.schema_version` row.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from sqlalchemy import (
     Column,
     Float,
     ForeignKey,
+    ForeignKeyConstraint,
     Integer,
     MetaData,
     String,
@@ -32,7 +36,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Engine
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 metadata = MetaData()
 
@@ -82,6 +86,52 @@ provisioned_concurrency = Table(
 )
 
 
+layers = Table(
+    "layers",
+    metadata,
+    Column("name", String(140), primary_key=True),
+    Column("last_version", Integer, nullable=False, default=0),  # never reused, as in Lambda
+)
+
+layer_versions = Table(
+    "layer_versions",
+    metadata,
+    Column("layer_name", ForeignKey("layers.name"), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("code_hexdigest", String(64), nullable=False, index=True),
+    Column("code_size", Integer, nullable=False),
+    Column("config", Text, nullable=False),  # the LayerVersion as JSON
+)
+
+layer_version_policies = Table(
+    "layer_version_policies",
+    metadata,
+    Column("layer_name", String(140), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("revision_id", String(36), nullable=False),
+    Column("statements", Text, nullable=False),  # JSON list, in the order they were added
+    ForeignKeyConstraint(
+        ["layer_name", "version"],
+        ["layer_versions.layer_name", "layer_versions.version"],
+        ondelete="CASCADE",
+    ),
+)
+
+function_layers = Table(
+    "function_layers",
+    metadata,
+    Column("function_name", String(64), primary_key=True),
+    Column("version", String(16), primary_key=True),
+    Column("position", Integer, primary_key=True),
+    Column("code_hexdigest", String(64), nullable=False, index=True),
+    ForeignKeyConstraint(
+        ["function_name", "version"],
+        ["function_versions.function_name", "function_versions.version"],
+        ondelete="CASCADE",
+    ),
+)
+
+
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cur = dbapi_connection.cursor()
     cur.execute("PRAGMA journal_mode=WAL")
@@ -95,9 +145,35 @@ def _migrate(conn, from_version: int) -> None:
         conn.exec_driver_sql(
             "ALTER TABLE functions ADD COLUMN last_version INTEGER NOT NULL DEFAULT 0"
         )
+    if from_version < 3:
+        # The layer tables are new (create_all made them); record the layers that stored
+        # configurations already name, so that their packages count as in use.
+        for row in conn.execute(select(function_versions.c.config)):
+            _write_layer_refs(conn, orjson.loads(row[0]))
     conn.execute(
         update(meta).where(meta.c.key == "schema_version").values(value=str(SCHEMA_VERSION))
     )
+
+
+def _write_layer_refs(conn, record: dict) -> None:
+    """Replace the function_layers rows of one function version by its record's layers."""
+    conn.execute(
+        delete(function_layers)
+        .where(function_layers.c.function_name == record["name"])
+        .where(function_layers.c.version == record["version"])
+    )
+    rows = [
+        {
+            "function_name": record["name"],
+            "version": record["version"],
+            "position": position,
+            "code_hexdigest": layer["code_hexdigest"],
+        }
+        for position, layer in enumerate(record.get("layers") or ())
+        if isinstance(layer, dict) and layer.get("code_hexdigest")
+    ]
+    if rows:
+        conn.execute(insert(function_layers), rows)
 
 
 class Database:
@@ -129,6 +205,7 @@ class Database:
                 )
             )
             conn.execute(insert(function_versions).values(**self._version_row(record)))
+            _write_layer_refs(conn, record)
 
     def update_function(self, record: dict) -> None:
         with self.engine.begin() as conn:
@@ -138,6 +215,7 @@ class Database:
                 .where(function_versions.c.version == record["version"])
                 .values(**self._version_row(record))
             )
+            _write_layer_refs(conn, record)
 
     @staticmethod
     def _version_row(record: dict) -> dict:
@@ -161,6 +239,7 @@ class Database:
     def insert_version(self, record: dict) -> None:
         with self.engine.begin() as conn:
             conn.execute(insert(function_versions).values(**self._version_row(record)))
+            _write_layer_refs(conn, record)
 
     def next_version(self, name: str) -> int:
         """Hand out the function's next version number (1, 2, ...; never reused)."""
@@ -201,6 +280,11 @@ class Database:
 
     def delete_version(self, name: str, version: str) -> None:
         with self.engine.begin() as conn:
+            conn.execute(
+                delete(function_layers)
+                .where(function_layers.c.function_name == name)
+                .where(function_layers.c.version == version)
+            )
             conn.execute(
                 delete(function_versions)
                 .where(function_versions.c.function_name == name)
@@ -283,11 +367,14 @@ class Database:
             conn.execute(query)
 
     def total_code_size(self) -> int:
-        """CodeSize summed over every stored version of every function (Lambda's code
-        storage usage)."""
-        query = select(func.coalesce(func.sum(function_versions.c.code_size), 0))
+        """CodeSize summed over every stored version of every function and every layer
+        version (Lambda's code storage usage: deployment packages and layer archives)."""
+        functions_size = select(func.coalesce(func.sum(function_versions.c.code_size), 0))
+        layers_size = select(func.coalesce(func.sum(layer_versions.c.code_size), 0))
         with self.engine.connect() as conn:
-            return int(conn.execute(query).scalar_one())
+            return int(conn.execute(functions_size).scalar_one()) + int(
+                conn.execute(layers_size).scalar_one()
+            )
 
     def get_tags(self, name: str) -> dict[str, str]:
         with self.engine.connect() as conn:
@@ -306,15 +393,41 @@ class Database:
     def delete_function(self, name: str) -> None:
         with self.engine.begin() as conn:
             conn.execute(delete(aliases).where(aliases.c.function_name == name))
+            conn.execute(delete(function_layers).where(function_layers.c.function_name == name))
             conn.execute(delete(function_versions).where(function_versions.c.function_name == name))
             conn.execute(delete(functions).where(functions.c.name == name))
 
     def code_in_use(self, hexdigest: str) -> bool:
-        with self.engine.connect() as conn:
-            query = select(function_versions.c.function_name).where(
+        """Whether a function version's code, a layer version, or a function version's
+        copy of a (maybe deleted) layer version is this package."""
+        queries = (
+            select(function_versions.c.function_name).where(
                 function_versions.c.code_hexdigest == hexdigest
-            )
-            return conn.execute(query.limit(1)).first() is not None
+            ),
+            select(layer_versions.c.layer_name).where(layer_versions.c.code_hexdigest == hexdigest),
+            select(function_layers.c.function_name).where(
+                function_layers.c.code_hexdigest == hexdigest
+            ),
+        )
+        with self.engine.connect() as conn:
+            return any(conn.execute(q.limit(1)).first() is not None for q in queries)
+
+    def layer_digests(self, name: str) -> set[str]:
+        """The layer packages any version of the function holds."""
+        query = select(function_layers.c.code_hexdigest).where(
+            function_layers.c.function_name == name
+        )
+        with self.engine.connect() as conn:
+            return {row[0] for row in conn.execute(query)}
+
+    def layer_sets_in_use(self) -> list[list[dict]]:
+        """The layers of every function version that has any (for pruning merged trees)."""
+        query = select(function_versions.c.config).where(
+            function_versions.c.function_name.in_(select(function_layers.c.function_name))
+        )
+        with self.engine.connect() as conn:
+            records = [orjson.loads(row[0]) for row in conn.execute(query)]
+        return [r["layers"] for r in records if r.get("layers")]
 
     def close(self) -> None:
         self.engine.dispose()

@@ -146,3 +146,54 @@ def test_timeout_stops_the_environment_with_sandbox_timedout(tmp_path):
     assert b'"errorType":"Sandbox.Timedout"' in result.payload
     assert b"Task timed out after 0.00 seconds" in result.log_tail
     assert env.state is State.STOPPED and sandbox.process.killed
+
+
+def _with_layers(tmp_path: Path, mounts_opt: bool, runtime: str) -> tuple[Environment, Path]:
+    from corral.model.layers import FunctionLayer
+
+    opt = tmp_path / "merged"
+    (opt / "bin").mkdir(parents=True)
+    (opt / "bootstrap").write_text("#!/bin/sh\n")
+
+    async def opt_dir(layers):
+        return opt
+
+    sandbox = FakeSandbox()
+    if mounts_opt:
+        sandbox.mounts_opt = True
+        sandbox.task_root = "/var/task"
+    ctx = FleetContext(
+        sandbox, RuntimeCatalogue(), FunctionLogs(tmp_path / "logs"), Scope(), opt_dir=opt_dir
+    )
+    layer = FunctionLayer("arn:aws:lambda:us-east-1:000000000000:layer:l:1", 1, "a" * 64)
+    config = CONFIG.replace(runtime=runtime, layers=(layer,))
+    return Environment("e1", config, tmp_path / "code", ctx, on_stopped=lambda env: None), opt
+
+
+def test_layers_are_seen_at_opt_where_the_sandbox_mounts_them(tmp_path):
+    async def main():
+        env, opt = _with_layers(tmp_path, mounts_opt=True, runtime="python3.11")
+        await env.start()
+        spec = env.ctx.sandbox.spec
+        env.stop()
+        return spec, opt
+
+    spec, opt = asyncio.run(main())
+    assert spec.opt_dir == opt
+    assert spec.env["CORRAL_OPT_DIR"] == "/opt"
+    assert spec.env["PATH"].endswith(":/opt/bin")
+    assert "NODE_PATH" not in spec.env  # Node's only (tests/unit/model/test_layers.py)
+
+
+def test_without_a_mount_the_host_path_is_used_and_a_layer_may_bring_bootstrap(tmp_path):
+    async def main():
+        env, opt = _with_layers(tmp_path, mounts_opt=False, runtime="provided.al2023")
+        await env.start()
+        spec = env.ctx.sandbox.spec
+        env.stop()
+        return spec, opt
+
+    spec, opt = asyncio.run(main())
+    assert spec.env["CORRAL_OPT_DIR"] == str(opt)
+    assert spec.env["LD_LIBRARY_PATH"].endswith(f":{opt}/lib")
+    assert spec.argv == (f"{opt}/bootstrap",)  # the code has no bootstrap of its own

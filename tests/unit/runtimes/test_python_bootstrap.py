@@ -455,6 +455,29 @@ def test_task_root_leads_sys_path_without_bootstrap_dir(run_bootstrap):
     assert str(BOOTSTRAP.parent) not in path
 
 
+def test_layer_directories_follow_the_task_root(run_bootstrap, tmp_path):
+    # CORRAL_OPT_DIR is where the layers are (/opt in the namespace sandbox); only the
+    # directories that exist are added, site-packages first, as in Lambda.
+    opt = tmp_path / "opt"
+    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    site = opt / "python" / "lib" / version / "site-packages"
+    site.mkdir(parents=True)
+    (site / "from_site.py").write_text("WHERE = 'site'\n")
+    (opt / "python" / "from_python.py").write_text("WHERE = 'python'\n")
+    files = {
+        "app.py": """
+            import sys, from_site, from_python
+            def handler(event, context):
+                return [sys.path[:3], from_site.WHERE, from_python.WHERE]
+        """
+    }
+    run = run_bootstrap(files, "app.handler", [invocation()], env={"CORRAL_OPT_DIR": str(opt)})
+
+    path, *found = run.post().json()
+    assert path == [str(run.task_root), str(site), str(opt / "python")]
+    assert found == ["site", "python"]
+
+
 def test_warm_invocations_reuse_one_connection(run_bootstrap):
     files = {
         "app.py": """

@@ -26,6 +26,7 @@ class SandboxSpec:
     ephemeral_storage_mb: int
     address_space_limited: bool  # whether RLIMIT_AS may be applied (runtimes that reserve
     # large virtual ranges, such as V8 or Go, break under it)
+    opt_dir: Path | None = None  # the function's layers merged, to be seen at /opt
 
 
 class SandboxProcess(Protocol):

@@ -247,6 +247,8 @@ class NamespaceSandboxProcess:
 
 class NamespaceSandbox:
     name = "namespace"
+    mounts_opt = True  # a function's layers are at /opt (SandboxSpec.opt_dir)
+    task_root = TASK_ROOT  # where the function sees its code
 
     def __init__(self, run_dir: Path, exposed: list[Path]) -> None:
         """`exposed`: host directories every runtime may read (interpreter prefixes,
@@ -312,6 +314,8 @@ class NamespaceSandbox:
         args += ["--ro-bind", str(self._staging.source(spec.code_dir)), TASK_ROOT]
         args += ["--size", str(spec.ephemeral_storage_mb * 1024 * 1024), "--tmpfs", "/tmp"]
         args += self._exposed_args
+        if spec.opt_dir is not None:  # the layers, over the empty /opt made above
+            args += ["--ro-bind", str(self._staging.source(spec.opt_dir)), "/opt"]
         env = {**spec.env, "LAMBDA_TASK_ROOT": TASK_ROOT}
         env["AWS_LAMBDA_RUNTIME_API"] = f"{RUNTIME_API[0]}:{RUNTIME_API[1]}"
         for name, value in env.items():

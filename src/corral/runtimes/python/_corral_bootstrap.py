@@ -648,18 +648,35 @@ def run(client: RuntimeClient, handler_name: str, config: FunctionConfig, logs: 
         handle(client, handler, invocation, config)
 
 
-def _set_sys_path(task_root: str) -> None:
-    """Task root first, and not the bootstrap's own directory (sys.path[0] for a script,
-    unless -P/-I made it safe)."""
+def _layer_paths(opt_root: str) -> list:
+    """Lambda's layer directories for Python, in its order: `python/lib/pythonX.Y/
+    site-packages`, then `python` (those that exist: a missing entry costs a stat on every
+    import that misses)."""
+    version = f"python{sys.version_info[0]}.{sys.version_info[1]}"
+    found = []
+    for path in (f"{opt_root}/python/lib/{version}/site-packages", f"{opt_root}/python"):
+        try:
+            posix.stat(path)
+        except OSError:
+            continue
+        found.append(path)
+    return found
+
+
+def _set_sys_path(task_root: str, opt_root: str = "/opt") -> None:
+    """Task root first, then the layers' directories (as Lambda's own bootstrap orders
+    them), and not the bootstrap's own directory (sys.path[0] for a script, unless -P/-I
+    made it safe)."""
     rest = sys.path if getattr(sys.flags, "safe_path", False) else sys.path[1:]  # 3.11+
-    sys.path[:] = [task_root, *(p for p in rest if p != task_root)]
+    first = [task_root, *_layer_paths(opt_root)]
+    sys.path[:] = [*first, *(p for p in rest if p not in first)]
 
 
 def main() -> None:
     address = getenv("AWS_LAMBDA_RUNTIME_API")
     if not address:
         sys.exit("corral bootstrap: AWS_LAMBDA_RUNTIME_API is not set")
-    _set_sys_path(getenv("LAMBDA_TASK_ROOT") or posix.getcwd())
+    _set_sys_path(getenv("LAMBDA_TASK_ROOT") or posix.getcwd(), getenv("CORRAL_OPT_DIR", "/opt"))
     ensure_ascii = getenv("AWS_EXECUTION_ENV") not in _UNESCAPED_JSON_RUNTIMES
     client = RuntimeClient(address, ensure_ascii)
     logs = LambdaLogging(getenv("AWS_LAMBDA_LOG_LEVEL"))
