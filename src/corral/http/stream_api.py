@@ -11,6 +11,7 @@ before the stream, as ordinary Lambda errors. `X-Amz-Invocation-Type: DryRun` an
 from __future__ import annotations
 
 import base64
+import logging
 from urllib.parse import parse_qsl
 
 from corral.http.asgi import BodyTooLarge, Receive, Scope, Send, read_body, send_response
@@ -22,6 +23,8 @@ from corral.model.arn import Scope as AccountScope
 from corral.model.arn import parse_function_ref
 from corral.model.errors import UnsupportedMediaTypeException
 from corral.model.validation import InputValidator
+
+log = logging.getLogger("corral.http")
 
 _SHAPE = "InvokeWithResponseStreamRequest"
 
@@ -65,6 +68,8 @@ class InvokeStreamApi:
             await send({"type": "http.response.body", "body": body, "more_body": False})
         except OSError:
             pass  # the caller went away; the invocation finishes on its own
+        except Exception:  # too late for an error response: the server cuts the stream
+            log.exception("InvokeWithResponseStream %s failed mid-stream", request_id)
         finally:
             stream.close()
 
