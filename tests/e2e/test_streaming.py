@@ -326,3 +326,22 @@ def _dechunk(data: bytes) -> bytes:
             return bytes(out)
         out += data[end + 2 : end + 2 + size]
         at = end + 2 + size + 2
+
+
+def test_aliases_resolve_and_name_the_executed_version(corral, lam):
+    fn = StreamingFunction(corral, lam)
+    version = lam.publish_version(FunctionName=fn.name)["Version"]
+    lam.create_alias(FunctionName=fn.name, Name="live", FunctionVersion=version)
+    event = json.dumps({"steps": [{"chunk": "via alias"}]}).encode()
+    response = lam.invoke_with_response_stream(
+        FunctionName=fn.name, Qualifier="live", Payload=event
+    )
+    assert response["ExecutedVersion"] == version
+    assert _payload(_events(response)) == b"via alias"
+
+
+def test_throttling_comes_before_the_stream(corral, lam):
+    fn = StreamingFunction(corral, lam)
+    lam.put_function_concurrency(FunctionName=fn.name, ReservedConcurrentExecutions=0)
+    status, code, _ = _error(lambda: fn.stream({"steps": []}))
+    assert (status, code) == (429, "TooManyRequestsException")

@@ -336,8 +336,9 @@ class _Responder:
         if self.body is None:
             # After the body: wait until the client goes or the response is complete.
             if not self.done and self.conn.transport is not None:
-                self.waiter = self.conn.loop.create_future()
-                await self.waiter
+                if self.waiter is None:
+                    self.waiter = self.conn.loop.create_future()
+                await asyncio.shield(self.waiter)  # one cancelled receive ends no other
             return {"type": "http.disconnect"}
         body, self.body = self.body, None
         return {"type": "http.request", "body": body, "more_body": False}
