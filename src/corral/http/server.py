@@ -378,10 +378,9 @@ class _Responder:
             self.streaming = True
             out = self.head  # type: ignore[assignment]
             # Chunked framing unless the app announced the length itself.
-            self.chunked = not any(
-                out[i].lower() == b"content-length" for i in range(1, len(out), 4)
-            )
-            if self.chunked:
+            names = {out[i].lower() for i in range(1, len(out), 4)}
+            self.chunked = b"content-length" not in names
+            if self.chunked and b"transfer-encoding" not in names:
                 out.append(b"transfer-encoding: chunked\r\n")
             out.append(b"\r\n")
         if body:
