@@ -179,7 +179,7 @@ class RuntimeApiConnection(asyncio.Protocol):
             self._stream.error_body = value
 
     def _start_stream(self, mode: bytes) -> None:
-        # Imported here, on the first streamed response: the module needs this one.
+        # Imported here, not at the top: response_stream imports this module.
         from corral.fleet.response_stream import RuntimeResponseStream
 
         if mode.lower() == b"streaming" and RuntimeResponseStream.is_response_path(self._url):
