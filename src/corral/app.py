@@ -38,6 +38,7 @@ from corral.http.provisioned_api import ProvisionedApi
 from corral.http.resource_api import ResourceApi
 from corral.http.server import HttpServer
 from corral.http.service_model import ServiceModel
+from corral.http.stream_api import InvokeStreamApi
 from corral.invoke.async_queue import EventDispatcher
 from corral.invoke.service import InvokeService
 from corral.model.arn import Scope
@@ -154,6 +155,9 @@ class Corral:
         lambda_api.register(ProvisionedApi(self.provisioned, self.scope).handlers())
         lambda_api.register(ResourceApi(self.resources, self.scope).handlers())
         lambda_api.register(LayerApi(self.layers, self.scope).handlers())
+        lambda_api.register_raw(
+            InvokeStreamApi(self.invoker, lambda_api.validator, self.scope).handlers()
+        )
         self.app = RootApp(
             lambda_api,
             CorralApi(

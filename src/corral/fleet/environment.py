@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from corral.fleet.response_stream import BufferedResponse, FlowControl, ResponseSink
 from corral.fleet.runtime_api import RuntimeApiConnection, RuntimeApiError
 from corral.fleet.runtimes import RUNTIMES_DIR, RuntimeCatalogue
 from corral.fleet.sandbox import Sandbox, SandboxProcess, SandboxSpec
@@ -106,6 +107,7 @@ class Environment:
         self._current: Invocation | None = None
         self._answered: str | None = None
         self._future: asyncio.Future[InvocationResult] | None = None
+        self._sink: ResponseSink | None = None  # where a streamed response goes
         self._timer: asyncio.TimerHandle | None = None  # invocation deadlines
         self._init_timer: asyncio.TimerHandle | None = None
         self._deadline = 0.0
@@ -255,14 +257,19 @@ class Environment:
 
     # ---- invocations --------------------------------------------------------------
 
-    def invoke(self, inv: Invocation) -> asyncio.Future[InvocationResult]:
-        """Run `inv` as soon as the runtime asks for work. One at a time: the pool ensures it."""
+    def invoke(
+        self, inv: Invocation, sink: ResponseSink | None = None
+    ) -> asyncio.Future[InvocationResult]:
+        """Run `inv` as soon as the runtime asks for work. One at a time: the pool ensures it.
+        A response the runtime streams goes to `sink` as it arrives (without one, it is
+        collected and answered buffered, as Lambda's Invoke does)."""
         future: asyncio.Future[InvocationResult] = self._loop.create_future()
         if self.state is State.STOPPED:
             future.set_result(self._exit_result(inv, "Runtime exited without providing a reason"))
             return future
         self._pending = inv
         self._future = future
+        self._sink = sink
         if self._parked is not None:
             self._dispatch()
         return future
@@ -296,6 +303,7 @@ class Environment:
         self._drain_output()
         self._current = self._pending = None
         self._future = None
+        self._sink = None
         self._answered = inv.request_id
         buf = self._log_buf or bytearray(report.start_line(inv.request_id, self.config.version))
         if not buf.endswith(b"\n"):
@@ -388,6 +396,28 @@ class Environment:
         self._check_id(request_id)
         limit = self.response_limit_bytes
         self._finish(InvocationResult(response_too_large_error(limit), UNHANDLED), status="error")
+
+    # ---- streamed responses (response_stream.StreamHandler) ----------------------------
+
+    def on_stream_start(self, request_id: str, content_type: str, flow: FlowControl) -> None:
+        self._check_id(request_id)
+        if self._sink is None:
+            self._sink = BufferedResponse(self.response_limit_bytes)
+        self._sink.start(content_type, flow)
+
+    def on_stream_data(self, request_id: str, data: bytes) -> None:
+        # After a timeout or a crash ended the invocation, the rest of its stream is dropped.
+        current = self._current
+        if current is not None and current.request_id == request_id and self._sink is not None:
+            self._sink.write(data)
+
+    def on_stream_end(self, request_id: str, error: InvocationResult | None) -> None:
+        current = self._current
+        if current is None or current.request_id != request_id or self._sink is None:
+            self._check_id(request_id)  # refuses: already answered, or not its own
+            return
+        result = error if error is not None else self._sink.end()
+        self._finish(result, status="error" if result.function_error else None)
 
     def on_init_error(self, body: bytes, error_type: str) -> None:
         if self._init_duration_ms is not None:

@@ -9,7 +9,8 @@ Wire format (HTTP/1.1, keep-alive):
   POST /2018-06-01/runtime/init/error                 202
 Each listener knows exactly one environment, so a runtime can never fetch or answer
 another environment's invocations. Bodies are passed on as bytes, never parsed here.
-A chunked (streaming-mode) response body is collected and answered as a buffered one.
+A response POSTed with `Lambda-Runtime-Function-Response-Mode: streaming` is passed on
+piece by piece as it arrives, its error trailers at the end (`response_stream`).
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from typing import Protocol
 
 import httptools
 
-from corral.model.invocation import Invocation
+from corral.model.invocation import Invocation, InvocationResult
+from corral.model.streaming import ERROR_BODY_TRAILER, RESPONSE_MODE_HEADER
 
 _PREFIX = "/2018-06-01/runtime/"
 _INVOCATION_PATH = re.compile(r"/2018-06-01/runtime/invocation/([^/]+)/(response|error)")
@@ -61,6 +63,10 @@ class RuntimeApiHandler(Protocol):
     def on_error(self, request_id: str, body: bytes, error_type: str) -> None: ...
     def on_init_error(self, body: bytes, error_type: str) -> None: ...
     def on_response_too_large(self, request_id: str) -> None: ...
+    # the streaming response mode (corral.fleet.response_stream.StreamHandler)
+    def on_stream_start(self, request_id: str, content_type: str, flow) -> None: ...
+    def on_stream_data(self, request_id: str, data: bytes) -> None: ...
+    def on_stream_end(self, request_id: str, error: InvocationResult | None) -> None: ...
 
 
 def _error_response(err: RuntimeApiError) -> bytes:
@@ -86,6 +92,7 @@ class RuntimeApiConnection(asyncio.Protocol):
     __slots__ = (
         "_batching",
         "_body",
+        "_content_type",
         "_discarding",
         "_error_type",
         "_handler",
@@ -93,6 +100,7 @@ class RuntimeApiConnection(asyncio.Protocol):
         "_parser",
         "_pending_output",
         "_size",
+        "_stream",
         "_transport",
         "_url",
     )
@@ -109,6 +117,8 @@ class RuntimeApiConnection(asyncio.Protocol):
         self._batching = False
         self._held = False
         self._pending_output: list[bytes] = []
+        self._content_type: bytes | None = None
+        self._stream = None  # a RuntimeResponseStream while a streamed response is read
 
     # asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -119,6 +129,9 @@ class RuntimeApiConnection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._transport = None
+        if self._stream is not None:
+            self._stream.lost()
+            self._stream = None
 
     def data_received(self, data: bytes) -> None:
         # Answers produced while parsing are collected and written once at the end. An
@@ -143,6 +156,8 @@ class RuntimeApiConnection(asyncio.Protocol):
         self._size = 0
         self._error_type = b""
         self._discarding = False
+        self._content_type = None
+        self._stream = None
 
     def on_url(self, url: bytes) -> None:
         self._url += url
@@ -156,8 +171,24 @@ class RuntimeApiConnection(asyncio.Protocol):
                 self._discarding = True
         elif lname == b"expect" and value.lower() == b"100-continue" and self._transport:
             self._transport.write(_CONTINUE)
+        elif lname == b"content-type":
+            self._content_type = value
+        elif lname == RESPONSE_MODE_HEADER:
+            self._start_stream(value)
+        elif lname == ERROR_BODY_TRAILER and self._stream is not None:
+            self._stream.error_body = value
+
+    def _start_stream(self, mode: bytes) -> None:
+        # Imported here, not at the top: response_stream imports this module.
+        from corral.fleet.response_stream import RuntimeResponseStream
+
+        if mode.lower() == b"streaming" and RuntimeResponseStream.is_response_path(self._url):
+            self._stream = RuntimeResponseStream(self._handler, self, self._url)
 
     def on_body(self, body: bytes) -> None:
+        if self._stream is not None:
+            self._stream.feed(body, self._content_type)
+            return
         if self._discarding:
             return
         self._body.append(body)
@@ -185,6 +216,11 @@ class RuntimeApiConnection(asyncio.Protocol):
             return
         if method != b"POST":
             raise RuntimeApiError(405, "MethodNotAllowed", f"Use POST for {path}")
+        if self._stream is not None:
+            stream, self._stream = self._stream, None
+            stream.finish(self._content_type, self._error_type)
+            self._write(_ACCEPTED)
+            return
         body = b"".join(self._body)
         error_type = self._error_type.decode("latin-1") or "Runtime.Unknown"
         if path == "/2018-06-01/runtime/init/error":
@@ -265,6 +301,15 @@ class RuntimeApiConnection(asyncio.Protocol):
         if self._transport is not None:
             self._flush()
             self._transport.close()
+
+    # flow control of a streamed response (response_stream.FlowControl)
+    def pause_reading(self) -> None:
+        if self._transport is not None:
+            self._transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        if self._transport is not None and not self._transport.is_closing():
+            self._transport.resume_reading()
 
 
 def listening_socket() -> socket.socket:

@@ -51,6 +51,10 @@ from corral.model.invocation import new_request_id
 from corral.model.validation import InputValidator
 
 Handler = Callable[[dict, "ApiRequest"], Awaitable[tuple[int, object]]]
+# An operation that answers through ASGI itself (a streamed response): it gets the scope,
+# receive, send, the path parameters and the request id, reads the body itself, and may
+# raise LambdaError only before it starts its response.
+RawHandler = Callable[[Scope, Receive, Send, dict, str], Awaitable[None]]
 
 _INVOKE_PATH = re.compile(r"/2015-03-31/functions/([^/]+)/invocations/?")
 _INVOCATION_TYPES = frozenset({"RequestResponse", "Event", "DryRun"})
@@ -117,6 +121,7 @@ class LambdaApi:
             "PublishVersion": self.publish_version,
             "ListVersionsByFunction": self.list_versions_by_function,
         }
+        self.raw_handlers: dict[str, RawHandler] = {}
         routes = [
             _Route(
                 op.name,
@@ -146,6 +151,10 @@ class LambdaApi:
         composition root, so that each control-plane surface keeps its own module."""
         self.handlers.update(handlers)
 
+    def register_raw(self, handlers: dict[str, RawHandler]) -> None:
+        """Add operations that send their own (streamed) responses: see RawHandler."""
+        self.raw_handlers.update(handlers)
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request_id = new_request_id()
         path = scope["path"]
@@ -154,6 +163,9 @@ class LambdaApi:
                 await self._invoke(scope, receive, send, m.group(1), request_id)
                 return
             route, params = self._route(scope["method"], path, scope["query_string"])
+            if (raw := self.raw_handlers.get(route.operation)) is not None:
+                await raw(scope, receive, send, params, request_id)
+                return
             status, body = await self._call(route, params, scope, receive, request_id)
         except Exception as exc:
             await send_response(send, *render_error(exc, request_id))

@@ -4,9 +4,16 @@ Why not uvicorn: measured here, a bare uvicorn+httptools app answers in 0.18 ms 
 an httptools protocol answers in 0.044 ms; the invoke path crosses HTTP three times and
 has a 0.3 ms budget (DESIGN.md section 6). This server keeps what Corral needs and no more:
 - ASGI `http` scopes only; the request body is read whole before the app runs (the apps
-  enforce their own limits; MAX_BODY_BYTES bounds everything), so `receive` answers once;
-- the response head and body go out in one write; keep-alive and pipelining (requests
-  on one connection are answered in order, reading pauses while one is running);
+  enforce their own limits; MAX_BODY_BYTES bounds everything), so `receive` answers once
+  with the body, then with `http.disconnect` when the client has gone or the response
+  is complete;
+- a whole response (one `http.response.body`) goes out with its head in one write;
+  keep-alive and pipelining (requests on one connection are answered in order, reading
+  pauses while one is running);
+- streamed responses (`more_body=True`): each body message is written at once, framed
+  with `Transfer-Encoding: chunked` unless the app gave a Content-Length; `send` waits
+  while the transport's write buffer is over its high-water mark (backpressure), and
+  raises ClientDisconnected (an OSError, as ASGI asks) once the client has gone;
 - `Expect: 100-continue`, an idle keep-alive timeout, 400 for unparsable requests,
   413 for oversized ones, 500 when an app fails before it started its response;
 - graceful shutdown: stop accepting, close idle connections, wait for running requests;
@@ -55,6 +62,10 @@ def _plain(status: int, close: bool = True) -> bytes:
     )
 
 
+class ClientDisconnected(OSError):
+    """The client closed its connection while a response was being streamed to it."""
+
+
 class _Request:
     __slots__ = ("body", "headers", "keep_alive", "method", "url")
 
@@ -86,6 +97,11 @@ class HttpConnection(asyncio.Protocol):
         self._too_large = False
         self.client: tuple[str, int] | None = None
         self.local: tuple[str, int] | None = None
+        # streamed responses: flow control of the transport, the responder of the running
+        # request (told when the client goes), and a send waiting for the buffer to drain
+        self.write_paused = False
+        self.responder: _Responder | None = None
+        self._drain: asyncio.Future[None] | None = None
 
     # ---- asyncio.Protocol ---------------------------------------------------------
 
@@ -109,6 +125,29 @@ class HttpConnection(asyncio.Protocol):
         if self.idle_timer:
             self.idle_timer.cancel()
             self.idle_timer = None
+        if self._drain is not None and not self._drain.done():
+            self._drain.set_exception(ClientDisconnected("the client closed the connection"))
+        if self.responder is not None:
+            self.responder.disconnected()
+
+    def pause_writing(self) -> None:
+        self.write_paused = True
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        if self._drain is not None and not self._drain.done():
+            self._drain.set_result(None)
+
+    async def drain(self) -> None:
+        """Wait until the transport takes more (ClientDisconnected if the client is gone)."""
+        if self.transport is None:
+            raise ClientDisconnected("the client closed the connection")
+        if self.write_paused:
+            self._drain = self.loop.create_future()
+            try:
+                await self._drain
+            finally:
+                self._drain = None
 
     def data_received(self, data: bytes) -> None:
         try:
@@ -201,18 +240,37 @@ class HttpConnection(asyncio.Protocol):
             "client": self.client,
             "server": self.local,
         }
-        responder = _Responder(request.body)
+        responder = self.responder = _Responder(request.body, self)
         try:
             await self.server.app(scope, responder.receive, responder.send)
-        except Exception:  # nothing was written yet: responses go out whole, at the end
+        except Exception as exc:
+            if responder.streaming:  # too late for a 500: cut the response short
+                if not isinstance(exc, ClientDisconnected):
+                    log.exception("request %s %s failed mid-stream", request.method, scope["path"])
+                self._cut(request)
+                return
             log.exception("request %s %s failed", request.method, scope["path"])
             self._end(request, _plain(500, close=False))
             return
+        finally:
+            self.responder = None
         if not responder.done:
+            if responder.streaming:
+                if self.transport is not None:
+                    log.error("app returned before the end of its stream to %s", scope["path"])
+                self._cut(request)
+                return
             log.error("app returned without a complete response to %s", scope["path"])
             self._end(request, _plain(500, close=False))
             return
         self._end(request, responder.output)
+
+    def _cut(self, request: _Request) -> None:
+        """End a streamed response that cannot finish: closing tells the client it is
+        incomplete (no terminating chunk)."""
+        if self.transport is not None:
+            self.transport.close()
+        self._end(request, b"")
 
     def _end(self, request: _Request, output: bytes) -> None:
         if self.transport and output:
@@ -259,21 +317,35 @@ class _TooLarge(Exception):
 
 
 class _Responder:
-    """ASGI receive/send for one request: the whole body in, the whole response out."""
+    """ASGI receive/send for one request: the whole body in; the response out whole, in
+    one write, or streamed (one write per body message)."""
 
-    __slots__ = ("body", "done", "head", "output")
+    __slots__ = ("body", "chunked", "conn", "done", "head", "output", "streaming", "waiter")
 
-    def __init__(self, body: bytes) -> None:
+    def __init__(self, body: bytes, conn: HttpConnection) -> None:
         self.body = body
+        self.conn = conn
         self.head: list[bytes] | None = None
         self.output = b""
         self.done = False
+        self.streaming = False
+        self.chunked = False
+        self.waiter: asyncio.Future[None] | None = None
 
     async def receive(self) -> Message:
         if self.body is None:
+            # After the body: wait until the client goes or the response is complete.
+            if not self.done and self.conn.transport is not None:
+                if self.waiter is None:
+                    self.waiter = self.conn.loop.create_future()
+                await asyncio.shield(self.waiter)  # one cancelled receive ends no other
             return {"type": "http.disconnect"}
         body, self.body = self.body, None
         return {"type": "http.request", "body": body, "more_body": False}
+
+    def disconnected(self) -> None:
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_result(None)
 
     async def send(self, message: Message) -> None:
         kind = message["type"]
@@ -286,12 +358,45 @@ class _Responder:
             if self.head is None:
                 raise RuntimeError("response body before response start")
             body = message.get("body", b"")
-            if message.get("more_body"):
-                raise RuntimeError("streaming responses are not supported by this server")
+            if self.streaming or message.get("more_body"):
+                await self._stream(body, bool(message.get("more_body")))
+                return
             self.head.append(b"\r\n")
             self.head.append(body)
             self.output = b"".join(self.head)
             self.done = True
+            self.disconnected()
+
+    async def _stream(self, body: bytes, more: bool) -> None:
+        if self.done:
+            raise RuntimeError("response already complete")
+        conn = self.conn
+        if conn.transport is None:
+            raise ClientDisconnected("the client closed the connection")
+        out: list[bytes] = []
+        if not self.streaming:
+            self.streaming = True
+            out = self.head  # type: ignore[assignment]
+            # Chunked framing unless the app announced the length itself.
+            names = {out[i].lower() for i in range(1, len(out), 4)}
+            self.chunked = b"content-length" not in names
+            if self.chunked and b"transfer-encoding" not in names:
+                out.append(b"transfer-encoding: chunked\r\n")
+            out.append(b"\r\n")
+        if body:
+            if self.chunked:
+                out += (b"%x\r\n" % len(body), body, b"\r\n")
+            else:
+                out.append(body)
+        if not more:
+            if self.chunked:
+                out.append(b"0\r\n\r\n")
+            self.done = True
+            self.disconnected()
+        if out:
+            conn.transport.write(b"".join(out))
+        if conn.write_paused:
+            await conn.drain()
 
 
 def _unquote(path: bytes) -> str:

@@ -16,6 +16,7 @@ from typing import Protocol
 from corral.control.aliases import AliasService
 from corral.control.functions import FunctionService
 from corral.fleet.pool import Fleet
+from corral.invoke.streaming import InvokeStream
 from corral.model import limits
 from corral.model.arn import Scope
 from corral.model.errors import (
@@ -216,16 +217,51 @@ class InvokeService:
             _decrement(self._unreserved_by_function, name)
             self._unreserved_running -= 1
 
+    async def invoke_stream(self, request: InvokeRequest) -> InvokeStream:
+        """A RequestResponse (or DryRun) invocation whose response reaches the caller as the
+        function produces it: InvokeWithResponseStream, and function URLs in RESPONSE_STREAM
+        mode. Raises LambdaError subclasses for API errors before anything runs; once this
+        returns, the invocation is under way and its errors come at the end of the stream
+        (see corral.invoke.streaming). Never leaves a task behind: the environment goes
+        back to the pool when the invocation ends, read to the end or not."""
+        config = self.aliases.resolve(request.function_name, request.qualifier)
+        if request.invocation_type == "DryRun":
+            return InvokeStream(request.request_id, config.version, status=204)
+        if len(request.payload) > limits.SYNC_REQUEST_MAX_BYTES:
+            raise request_too_large(limits.SYNC_REQUEST_MAX_BYTES)
+        inv = self.invocation(config, request)
+        stream = InvokeStream(inv.request_id, config.version)
+        self._admit(config.name, SYNC)
+        pool = self.fleet.pool_for(config, self.functions.code_dir)
+        try:
+            env = await pool.acquire()
+        except BaseException as exc:
+            self._leave(config.name)
+            if not isinstance(exc, OSError):
+                raise
+            result = _start_failed(inv, exc)
+            stream.finish(result)
+            for observer in self.observers:
+                observer.completed(config, SYNC, inv.request_id, result)
+            return stream
+
+        def done(future: asyncio.Future[InvocationResult]) -> None:
+            self._leave(config.name)
+            pool.release(env)
+            result = future.result()
+            stream.finish(result)
+            for observer in self.observers:
+                observer.completed(config, SYNC, inv.request_id, result)
+
+        env.invoke(inv, stream).add_done_callback(done)
+        return stream
+
     async def _run(self, config: FunctionConfig, inv: Invocation) -> InvocationResult:
         pool = self.fleet.pool_for(config, self.functions.code_dir)
         try:
             env = await pool.acquire()
         except OSError as exc:
-            detail = f"fork/exec {exc.filename or 'bootstrap'}: {exc.strerror or exc}"
-            body = platform_error(
-                "Runtime.InvalidEntrypoint", f"RequestId: {inv.request_id} Error: {detail}"
-            )
-            return InvocationResult(body, UNHANDLED)
+            return _start_failed(inv, exc)
         try:
             return await env.invoke(inv)
         finally:
@@ -255,6 +291,15 @@ def _decrement(counts: dict[str, int], key: str) -> None:
         counts[key] = left
     else:
         del counts[key]
+
+
+def _start_failed(inv: Invocation, exc: OSError) -> InvocationResult:
+    """The result of an invocation whose runtime could not be started."""
+    detail = f"fork/exec {exc.filename or 'bootstrap'}: {exc.strerror or exc}"
+    body = platform_error(
+        "Runtime.InvalidEntrypoint", f"RequestId: {inv.request_id} Error: {detail}"
+    )
+    return InvocationResult(body, UNHANDLED)
 
 
 def request_too_large(limit: int) -> RequestTooLargeException:

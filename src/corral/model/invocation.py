@@ -41,6 +41,7 @@ class InvocationResult:
     log_tail: bytes = b""
     duration_ms: float = 0.0
     init_duration_ms: float | None = None
+    error_type: str | None = None  # a streamed response's error trailer, when it had one
 
 
 # Ids must be unique, not secret: a generator seeded from the OS once is enough, and avoids
