@@ -93,9 +93,17 @@ def _query_pairs(raw_query: str) -> list[tuple[str, str]]:
     return parse_qsl(raw_query, keep_blank_values=True) if raw_query else []
 
 
+_stamps: dict[int, str] = {}  # formatted once per second, not per request
+
+
 def _times(ctx: EventContext) -> tuple[str, int]:
     now = _time.time() if ctx.now_s is None else ctx.now_s
-    stamp = _time.strftime("%d/%b/%Y:%H:%M:%S +0000", _time.gmtime(now))
+    second = int(now)
+    stamp = _stamps.get(second)
+    if stamp is None:
+        if len(_stamps) > 4:
+            _stamps.clear()
+        stamp = _stamps[second] = _time.strftime("%d/%b/%Y:%H:%M:%S +0000", _time.gmtime(second))
     return stamp, int(now * 1000)
 
 
