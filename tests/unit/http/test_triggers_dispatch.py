@@ -1,0 +1,74 @@
+"""Which requests the HTTP front door takes (HttpTriggers.claim) and the fast-path guard."""
+
+from __future__ import annotations
+
+from corral.http.app import RootApp
+from corral.http.triggers import HttpTriggers
+from corral.model.arn import Scope
+
+URL_ID = "a" * 32
+
+
+def _triggers() -> HttpTriggers:
+    return HttpTriggers(None, None, None, Scope())  # type: ignore[arg-type]
+
+
+def _scope(path: str, host: bytes = b"127.0.0.1:9000") -> dict:
+    return {"path": path, "headers": [(b"host", host)], "method": "GET"}
+
+
+def _target(handler) -> tuple:
+    if handler is None:
+        return (None,)
+    name = getattr(handler, "func", handler).__name__
+    return (name, *getattr(handler, "args", ()))
+
+
+def test_claims():
+    t = _triggers()
+    host = URL_ID.encode() + b".lambda-url.us-east-1.localhost:9000"
+    assert _target(t.claim(_scope("/corral/v1/health", host))) == (
+        "_url",
+        URL_ID,
+        f"{URL_ID}.lambda-url.us-east-1.localhost",
+        "",
+    )
+    short = URL_ID.encode() + b".lambda-url.localhost"
+    assert _target(t.claim(_scope("/", short)))[0] == "_url"
+    assert _target(t.claim(_scope(f"/url/{URL_ID}/x"))) == (
+        "_url",
+        URL_ID,
+        f"{URL_ID}.lambda-url.us-east-1.localhost",
+        f"/url/{URL_ID}",
+    )
+    assert _target(t.claim(_scope("/api/items/1"))) == ("_api", "api", "/api")
+    assert _target(t.claim(_scope("/api"))) == ("_api", "api", "/api")
+    assert _target(t.claim(_scope("/x", b"api.localhost:9000"))) == ("_api", "$default", "")
+    assert _target(t.claim(_scope("/corral/v1/routes/abc"))) == ("_routes_api",)
+
+
+def test_leaves_the_rest():
+    t = _triggers()
+    for path in ("/2015-03-31/functions/f/invocations", "/corral/v1/health", "/apiary", "/"):
+        assert t.claim(_scope(path)) is None
+    assert t.claim(_scope("/", b"localhost:9000")) is None
+
+
+class _Lambda:
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def fast_path(self, *args) -> bool:
+        self.calls += 1
+        return True
+
+
+def test_fast_path_guard():
+    lam = _Lambda()
+    app = RootApp(lam, None, None, _triggers())  # type: ignore[arg-type]
+    path = "/2015-03-31/functions/f/invocations"
+    plain = [(b"host", b"127.0.0.1:9000")]
+    assert app.fast_path("POST", path, b"", plain, b"{}", None) is True
+    url_host = [(b"host", URL_ID.encode() + b".lambda-url.localhost:9000")]
+    assert app.fast_path("POST", path, b"", url_host, b"{}", None) is False
+    assert lam.calls == 1
