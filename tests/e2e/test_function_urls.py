@@ -144,6 +144,9 @@ def test_host_based_get_event(corral_url, echo_url):
     assert event["cookies"] == ["c1=v1", "c2=v2"]
     assert event["headers"]["x-r"] == "one,two"
     assert "cookie" not in event["headers"]
+    assert event["headers"]["x-forwarded-for"] == "127.0.0.1"
+    assert event["headers"]["x-forwarded-proto"] == "http"
+    assert event["headers"]["x-amzn-trace-id"].startswith("Root=1-")
     assert event["isBase64Encoded"] is False and "body" not in event
     context = event["requestContext"]
     url_id = url_id_of(config)

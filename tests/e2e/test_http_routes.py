@@ -103,6 +103,7 @@ def test_route_key_in_event(server, routed):
     assert event["routeKey"] == "GET /items/{id}"
     assert event["requestContext"]["routeKey"] == "GET /items/{id}"
     assert event["queryStringParameters"] == {"a": "1,2"}
+    assert event["headers"]["x-forwarded-for"] == "127.0.0.1"
 
 
 def test_default_stage_by_host(server, routed):

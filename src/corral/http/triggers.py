@@ -20,6 +20,7 @@ integration timeout passes (the function keeps running, as behind API Gateway).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import re
 from collections.abc import Awaitable, Callable
 from functools import partial
@@ -62,7 +63,7 @@ from corral.model.http_event import (
     response_v2,
 )
 from corral.model.http_route import Route
-from corral.model.invocation import new_request_id
+from corral.model.invocation import new_request_id, new_trace_id
 
 ASGIHandler = Callable[[Scope, Receive, Send], Awaitable[None]]
 # The streaming seam (see HttpTriggers.streams): serve one RESPONSE_STREAM function URL
@@ -154,15 +155,17 @@ class HttpTriggers:
         except BodyTooLarge:
             await _send(send, 413, extra, error_body(_too_large_message()), json=True)
             return
-        request = _http_request(scope, body, prefix)
+        request, trace = _platform_headers(_http_request(scope, body, prefix), scope)
         ctx = EventContext(
             account_id="anonymous",  # what Lambda puts there for AuthType NONE
             api_id=url_id,
             domain_name=domain,
             request_id=request_id,
         )
-        event = event_v2(_with_forwarded(request, scope), ctx)
-        invoke = InvokeRequest(url.function_name, url.qualifier, orjson.dumps(event), request_id)
+        payload = orjson.dumps(event_v2(request, ctx))
+        invoke = InvokeRequest(
+            url.function_name, url.qualifier, payload, request_id, trace_header=trace
+        )
         if self.streams(url):
             assert self.stream_url is not None
             await self.stream_url(url, invoke, extra, send)
@@ -199,7 +202,7 @@ class HttpTriggers:
         except BodyTooLarge:
             await _send(send, 413, extra, error_body("Request Entity Too Large"), json=True)
             return
-        request = _http_request(scope, body, "")
+        request, trace = _platform_headers(_http_request(scope, body, ""), scope)
         host = header(scope, b"host")
         domain = host.split(b":", 1)[0].decode("latin-1") if host else "localhost"
         ctx = EventContext(
@@ -217,7 +220,8 @@ class HttpTriggers:
         else:
             event, parse = event_v2(request, ctx), response_v2
         ref = parse_function_ref(route.function_name, self.scope)
-        invoke = InvokeRequest(ref.name, ref.qualifier, orjson.dumps(event), request_id)
+        payload = orjson.dumps(event)
+        invoke = InvokeRequest(ref.name, ref.qualifier, payload, request_id, trace_header=trace)
         response = await self._call(invoke, route, parse)
         await _send(send, response.status, response.headers + extra, response.body, scope["method"])
 
@@ -358,24 +362,22 @@ def _http_request(scope: Scope, body: bytes, prefix: str) -> HttpRequest:
     )
 
 
-def _with_forwarded(request: HttpRequest, scope: Scope) -> HttpRequest:
-    """The x-forwarded-* headers Lambda's front end adds to a function URL request."""
+def _platform_headers(request: HttpRequest, scope: Scope) -> tuple[HttpRequest, str]:
+    """The headers Lambda's and API Gateway's front ends add: x-forwarded-for/proto/port
+    (replacing the client's) and x-amzn-trace-id (the client's, or a new trace, which the
+    invocation then carries). Returns the request and the trace header."""
+    trace = request.header("x-amzn-trace-id")
     server = scope.get("server")
-    added = [
+    headers = [(n, v) for n, v in request.headers if not n.startswith("x-forwarded-")]
+    headers += [
         ("x-forwarded-for", request.source_ip),
         ("x-forwarded-proto", scope.get("scheme", "http")),
         ("x-forwarded-port", str(server[1]) if server else "80"),
     ]
-    headers = [(n, v) for n, v in request.headers if not n.startswith("x-forwarded-")]
-    return HttpRequest(
-        request.method,
-        request.raw_path,
-        request.raw_query,
-        headers + added,
-        request.body,
-        request.source_ip,
-        request.protocol,
-    )
+    if trace is None:
+        trace = new_trace_id()
+        headers.append(("x-amzn-trace-id", trace))
+    return dataclasses.replace(request, headers=headers), trace
 
 
 def _encode_headers(headers: list[tuple[str, str]]) -> Headers:
