@@ -4,8 +4,10 @@ aws-lambda-powertools' event classes, as a real Lambda handler reads it."""
 
 from __future__ import annotations
 
+import http.client
 import json
 import textwrap
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -32,6 +34,10 @@ def handler(event, context):
         return "Hello, world!"
     if path == "/bad":
         return {"statusCode": "teapot"}
+    if path == "/odd":
+        return {"statusCode": 299, "body": "?"}
+    if path == "/nocontent":
+        return {"statusCode": 204, "body": "dropped"}
     if path == "/split":
         return {"statusCode": 200, "headers": {"x-evil": "a\\r\\nx-injected: 1"}, "body": ""}
     return event
@@ -251,7 +257,7 @@ def test_string_and_json_results(corral_url, echo_url):
 
 def test_function_errors(corral_url, echo_url):
     _, config = echo_url
-    for path in ("/boom", "/bad", "/sleep"):  # raised, no response, timed out (2 s)
+    for path in ("/boom", "/bad", "/odd", "/sleep"):  # raised, malformed, timed out (2 s)
         status, _, body = _get(corral_url, config, path)
         assert status == 502, path
         assert json.loads(body) == {"message": "Internal Server Error"}
@@ -366,3 +372,22 @@ def test_powertools_reads_the_url_event(corral_url, lam, powertools_function):
         "apiId": url_id_of(config),
         "domainPrefix": url_id_of(config),
     }
+
+
+def test_head_and_no_content_keep_the_connection_usable(corral_url, echo_url):
+    _, config = echo_url
+    where = urlsplit(corral_url)
+    conn = http.client.HTTPConnection(where.hostname, where.port, timeout=30)
+    try:
+        answers = []
+        for method, path in [("HEAD", "/string"), ("GET", "/nocontent"), ("GET", "/string")]:
+            conn.request(method, path, headers={"Host": url_host(config)})
+            response = conn.getresponse()
+            answers.append((response.status, response.getheader("content-length"), response.read()))
+    finally:
+        conn.close()
+    assert answers == [
+        (200, "15", b""),
+        (204, None, b""),
+        (200, "15", b'"Hello, world!"'),
+    ]

@@ -31,6 +31,7 @@ from corral.control.http_triggers import FunctionUrlService, RouteService
 from corral.http.asgi import (
     BodyTooLarge,
     Headers,
+    Message,
     Receive,
     Scope,
     Send,
@@ -52,6 +53,7 @@ from corral.model.errors import (
 from corral.model.function_url import RESPONSE_STREAM, FunctionUrl, without_cors_headers
 from corral.model.http_event import (
     DEFAULT_STAGE,
+    NO_BODY_STATUSES,
     EventContext,
     HttpRequest,
     HttpResponse,
@@ -129,6 +131,8 @@ class HttpTriggers:
     async def _url(
         self, url_id: str, domain: str, prefix: str, scope: Scope, receive: Receive, send: Send
     ) -> None:
+        if scope["method"] == "HEAD":
+            send = _headless(send)
         url = self.urls.lookup(url_id) if _URL_ID.fullmatch(url_id) else None
         if url is None:
             await _send(send, 403, [], orjson.dumps({"Message": "Forbidden"}), json=True)
@@ -174,7 +178,7 @@ class HttpTriggers:
         headers = response.headers
         if url.cors is not None:
             headers = without_cors_headers(headers)
-        await _send(send, response.status, headers + extra, response.body, scope["method"])
+        await _send(send, response.status, headers + extra, response.body)
 
     def streams(self, url: FunctionUrl) -> bool:
         """THE STREAMING SEAM. Whether this URL's responses go out streamed: a URL with
@@ -188,6 +192,8 @@ class HttpTriggers:
     async def _api(
         self, stage: str, prefix: str, scope: Scope, receive: Receive, send: Send
     ) -> None:
+        if scope["method"] == "HEAD":
+            send = _headless(send)
         raw_path = _raw_path(scope)
         routed = raw_path[len(prefix) :] or "/"
         match = self.routes.table.match(scope["method"], routed)
@@ -223,7 +229,7 @@ class HttpTriggers:
         payload = orjson.dumps(event)
         invoke = InvokeRequest(ref.name, ref.qualifier, payload, request_id, trace_header=trace)
         response = await self._call(invoke, route, parse)
-        await _send(send, response.status, response.headers + extra, response.body, scope["method"])
+        await _send(send, response.status, response.headers + extra, response.body)
 
     # ---- invoking -----------------------------------------------------------------------
 
@@ -400,15 +406,24 @@ def _encode_headers(headers: list[tuple[str, str]]) -> Headers:
 
 
 async def _send(
-    send: Send,
-    status: int,
-    headers: list[tuple[str, str]],
-    body: bytes,
-    method: str = "GET",
-    json: bool = False,
+    send: Send, status: int, headers: list[tuple[str, str]], body: bytes, json: bool = False
 ) -> None:
     wire = _encode_headers(headers)
     if json:
         wire.insert(0, _JSON)
-    wire.append((b"content-length", str(len(body)).encode()))
-    await send_response(send, status, wire, b"" if method == "HEAD" else body)
+    if status in NO_BODY_STATUSES:
+        body = b""
+    else:
+        wire.append((b"content-length", str(len(body)).encode()))
+    await send_response(send, status, wire, body)
+
+
+def _headless(send: Send) -> Send:
+    """`send` for a HEAD request: the headers of the GET response, no body."""
+
+    async def send_head(message: Message) -> None:
+        if message["type"] == "http.response.body":
+            message = {**message, "body": b""}
+        await send(message)
+
+    return send_head

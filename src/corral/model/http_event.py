@@ -16,6 +16,7 @@ import base64
 import binascii
 import time as _time
 from dataclasses import dataclass
+from http import HTTPStatus
 from urllib.parse import parse_qsl, unquote
 
 import orjson
@@ -253,8 +254,14 @@ def _header_value(value: object) -> str:
     raise MalformedResponse(f"header value {value!r} is not a string")
 
 
+# Final statuses HTTP/1.1 knows (1xx are interim, not a response a function can give).
+_STATUSES = frozenset(s.value for s in HTTPStatus if s.value >= 200)
+# Statuses whose responses have no body (RFC 9110, 6.4.1).
+NO_BODY_STATUSES = frozenset({204, 304})
+
+
 def _status(value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not 100 <= value <= 599:
+    if isinstance(value, bool) or not isinstance(value, int) or value not in _STATUSES:
         raise MalformedResponse(f"statusCode {value!r} is not an HTTP status")
     return value
 
