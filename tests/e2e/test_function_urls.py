@@ -323,6 +323,10 @@ def test_alias_url_runs_the_alias(corral_url, lam):
     lam.delete_alias(FunctionName=name, Name="live")
     status, _, _ = _get(corral_url, config, "/x")
     assert status == 403
+    # as in Lambda, the URL configuration outlives the alias
+    kept = lam.get_function_url_config(FunctionName=name, Qualifier="live")
+    assert kept["FunctionUrl"] == config["FunctionUrl"]
+    lam.delete_function_url_config(FunctionName=name, Qualifier="live")
 
 
 def test_response_stream_mode_is_served_buffered(corral_url, lam):

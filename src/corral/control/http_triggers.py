@@ -84,7 +84,10 @@ class FunctionUrlService:
         return qualifier
 
     def _existing(self, name: str, qualifier: str | None) -> FunctionUrl:
-        qualifier = self._target(name, qualifier)
+        # Only the function must exist: as in Lambda, an alias's URL outlives the alias
+        # (it stops answering, see HttpTriggers, but can still be read and deleted).
+        qualifier = url_qualifier(qualifier)
+        self.functions.get(name)
         record = self.store.url_for(name, qualifier)
         if record is None:
             raise ResourceNotFoundException(_NOT_FOUND)
