@@ -27,6 +27,7 @@ from run import (  # run.py puts the repository root on sys.path
     RESULTS,
     SANDBOX,
     CorralProcess,
+    CpuMeter,
     RawClient,
     call,
     create_function,
@@ -71,7 +72,7 @@ class Target:
         return head.encode() + self.body
 
 
-def measure_latency(port: int, target: Target) -> dict:
+def measure_latency(server_pid: int, port: int, target: Target) -> dict:
     client = RawClient(port)
     raw = target.raw()
     errors = 0
@@ -79,6 +80,7 @@ def measure_latency(port: int, target: Target) -> dict:
         errors += client.request(raw)[0] != 200
     samples: list[int] = []
     clock = time.perf_counter_ns
+    meter = CpuMeter(server_pid)
     gc.disable()
     try:
         for _ in range(SAMPLES):
@@ -89,7 +91,7 @@ def measure_latency(port: int, target: Target) -> dict:
     finally:
         gc.enable()
         client.close()
-    return summary_ms(samples) | {"errors": errors}
+    return summary_ms(samples) | {"errors": errors, "cpu": meter.stop(len(samples))}
 
 
 def measure_throughput(wrk: str, workdir: Path, port: int, target: Target) -> dict:
@@ -141,13 +143,14 @@ def markdown(results: dict, stamp: str) -> str:
         f"Corral HTTP triggers vs direct Invoke, {stamp}, commit {results['commit']}, "
         f"sandbox {results['sandbox']}, {results['machine']['nproc']} CPUs",
         "",
-        "| Path | p50 | p99 | req/s, 1 conn | req/s, 16 conns |",
-        "|---|---:|---:|---:|---:|",
+        "| Path | p50 | p99 | server CPU/request | req/s, 1 conn | req/s, 16 conns |",
+        "|---|---:|---:|---:|---:|---:|",
     ]
     for label, row in results["targets"].items():
         lat, tp = row["latency"], row["throughput"]
         lines.append(
             f"| {label} | {lat['p50_ms']} ms | {lat['p99_ms']} ms "
+            f"| {lat['cpu']['server_us_per_invoke']} µs "
             f"| {tp['1']['requests_per_s']:,.0f} | {tp['16']['requests_per_s']:,.0f} |"
         )
     return "\n".join(lines) + "\n"
@@ -166,7 +169,7 @@ def main() -> int:
             targets = setup(port)
             measured = {}
             for target in targets:  # latency of all three first, then throughput
-                measured[target.label] = {"latency": measure_latency(port, target)}
+                measured[target.label] = {"latency": measure_latency(server.proc.pid, port, target)}
                 log(f"{target.label}: p50 {measured[target.label]['latency']['p50_ms']} ms")
             for target in targets:
                 runs = measure_throughput(wrk, Path(tmp), port, target)

@@ -20,7 +20,6 @@ integration timeout passes (the function keeps running, as behind API Gateway).
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import re
 from collections.abc import Awaitable, Callable
 from functools import partial
@@ -159,7 +158,7 @@ class HttpTriggers:
         except BodyTooLarge:
             await _send(send, 413, extra, error_body(_too_large_message()), json=True)
             return
-        request, trace = _platform_headers(_http_request(scope, body, prefix), scope)
+        request, trace = _http_request(scope, body, prefix)
         ctx = EventContext(
             account_id="anonymous",  # what Lambda puts there for AuthType NONE
             api_id=url_id,
@@ -208,7 +207,7 @@ class HttpTriggers:
         except BodyTooLarge:
             await _send(send, 413, extra, error_body("Request Entity Too Large"), json=True)
             return
-        request, trace = _platform_headers(_http_request(scope, body, ""), scope)
+        request, trace = _http_request(scope, body, "")
         host = header(scope, b"host")
         domain = host.split(b":", 1)[0].decode("latin-1") if host else "localhost"
         ctx = EventContext(
@@ -350,40 +349,45 @@ def _raw_path(scope: Scope) -> str:
     return raw.decode("utf-8", "replace")
 
 
-def _http_request(scope: Scope, body: bytes, prefix: str) -> HttpRequest:
+def _http_request(scope: Scope, body: bytes, prefix: str) -> tuple[HttpRequest, str]:
+    """The request as the event builders take it, with the headers Lambda's and API
+    Gateway's front ends add: x-forwarded-for/proto/port (replacing the client's) and
+    x-amzn-trace-id (the client's, or a new trace, which the invocation then carries).
+    Returns the request and the trace header."""
     raw_path = _raw_path(scope)[len(prefix) :] or "/"
     if not raw_path.startswith("/"):
         raw_path = "/" + raw_path
     client = scope.get("client")
-    return HttpRequest(
-        method=scope["method"],
-        raw_path=raw_path,
-        raw_query=scope["query_string"].decode("utf-8", "replace"),
-        headers=[
-            (n.decode("latin-1").lower(), v.decode("utf-8", "replace")) for n, v in scope["headers"]
-        ],
-        body=body,
-        source_ip=client[0] if client else "127.0.0.1",
-        protocol=f"HTTP/{scope.get('http_version', '1.1')}",
-    )
-
-
-def _platform_headers(request: HttpRequest, scope: Scope) -> tuple[HttpRequest, str]:
-    """The headers Lambda's and API Gateway's front ends add: x-forwarded-for/proto/port
-    (replacing the client's) and x-amzn-trace-id (the client's, or a new trace, which the
-    invocation then carries). Returns the request and the trace header."""
-    trace = request.header("x-amzn-trace-id")
+    source_ip = client[0] if client else "127.0.0.1"
+    trace = None
+    headers: list[tuple[str, str]] = []
+    for name, value in scope["headers"]:
+        key = name.decode("latin-1").lower()
+        if key.startswith("x-forwarded-"):
+            continue
+        text = value.decode("utf-8", "replace")
+        if key == "x-amzn-trace-id":
+            trace = text
+        headers.append((key, text))
     server = scope.get("server")
-    headers = [(n, v) for n, v in request.headers if not n.startswith("x-forwarded-")]
     headers += [
-        ("x-forwarded-for", request.source_ip),
+        ("x-forwarded-for", source_ip),
         ("x-forwarded-proto", scope.get("scheme", "http")),
         ("x-forwarded-port", str(server[1]) if server else "80"),
     ]
     if trace is None:
         trace = new_trace_id()
         headers.append(("x-amzn-trace-id", trace))
-    return dataclasses.replace(request, headers=headers), trace
+    request = HttpRequest(
+        method=scope["method"],
+        raw_path=raw_path,
+        raw_query=scope["query_string"].decode("utf-8", "replace"),
+        headers=headers,
+        body=body,
+        source_ip=source_ip,
+        protocol=f"HTTP/{scope.get('http_version', '1.1')}",
+    )
+    return request, trace
 
 
 def _encode_headers(headers: list[tuple[str, str]]) -> Headers:
