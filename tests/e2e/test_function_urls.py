@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import http.client
 import json
+import subprocess
+import sys
 import textwrap
 from urllib.parse import urlsplit
 
@@ -395,3 +397,26 @@ def test_head_and_no_content_keep_the_connection_usable(corral_url, echo_url):
         (204, None, b""),
         (200, "15", b'"Hello, world!"'),
     ]
+
+
+def test_cli(corral_url, lam):
+    name = unique_name("cli")
+    create_python_function(lam, name, APP)
+
+    def corral(*args: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "corral", "url", *args, "--endpoint", corral_url]
+        return subprocess.run(command, capture_output=True, text=True, timeout=60)
+
+    created = corral("create", name, "--cors-origin", "*", "--cors-method", "GET")
+    assert created.returncode == 0, created.stderr
+    function_url = created.stdout.split()[0]
+    config = lam.get_function_url_config(FunctionName=name)
+    assert config["FunctionUrl"] == function_url
+    assert config["Cors"] == {"AllowOrigins": ["*"], "AllowMethods": ["GET"]}
+    shown = corral("show", name)
+    assert shown.returncode == 0 and function_url in shown.stdout
+    url_id = url_id_of(config)
+    assert f"/url/{url_id}/" in shown.stdout
+    assert corral("rm", name).returncode == 0
+    missing = corral("show", name)
+    assert missing.returncode == 2 and "ResourceNotFoundException" in missing.stderr
