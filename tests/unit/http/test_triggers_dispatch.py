@@ -72,3 +72,76 @@ def test_fast_path_guard():
     url_host = [(b"host", URL_ID.encode() + b".lambda-url.localhost:9000")]
     assert app.fast_path("POST", path, b"", url_host, b"{}", None) is False
     assert lam.calls == 1
+
+
+class _Urls:
+    def __init__(self, url) -> None:
+        self.url = url
+
+    def lookup(self, url_id: str):
+        return self.url if url_id == URL_ID else None
+
+
+class _Invoker:
+    def __init__(self) -> None:
+        self.requests = []
+
+    async def invoke(self, request):
+        from corral.invoke.service import InvokeOutcome
+        from corral.model.invocation import InvocationResult
+
+        self.requests.append(request)
+        return InvokeOutcome(200, "$LATEST", request.request_id, InvocationResult(b'"buffered"'))
+
+
+def _serve(triggers: HttpTriggers, url_scope: dict) -> list[dict]:
+    import asyncio
+
+    sent: list[dict] = []
+
+    async def receive():
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message):
+        sent.append(message)
+
+    handler = triggers.claim(url_scope)
+    asyncio.run(handler(url_scope, receive, send))
+    return sent
+
+
+def test_streaming_seam():
+    """RESPONSE_STREAM URLs go to `stream_url` once it is set, and are buffered before."""
+    from corral.model.function_url import FunctionUrl
+
+    url = FunctionUrl(URL_ID, "fn", None, "NONE", "t", "t", invoke_mode="RESPONSE_STREAM")
+    invoker = _Invoker()
+    triggers = HttpTriggers(_Urls(url), None, invoker, Scope())  # type: ignore[arg-type]
+    scope = {
+        "type": "http",
+        "method": "GET",
+        "path": f"/url/{URL_ID}/x",
+        "raw_path": f"/url/{URL_ID}/x".encode(),
+        "query_string": b"",
+        "headers": [(b"host", b"127.0.0.1:9000")],
+        "client": ("127.0.0.1", 5000),
+        "server": ("127.0.0.1", 9000),
+    }
+    assert not triggers.streams(url)
+    sent = _serve(triggers, scope)
+    assert sent[0]["status"] == 200 and sent[1]["body"] == b'"buffered"'
+
+    streamed = []
+
+    async def stream_url(url, request, extra, send):
+        streamed.append((url.url_id, request.function_name, [n for n, _ in extra]))
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"streamed"})
+
+    triggers.stream_url = stream_url
+    assert triggers.streams(url)
+    sent = _serve(triggers, scope)
+    assert sent[1]["body"] == b"streamed"
+    assert streamed == [(URL_ID, "fn", ["x-amzn-requestid"])]
+    assert len(invoker.requests) == 1  # the streamed request did not go through invoke
+    assert not triggers.streams(url.replace(invoke_mode="BUFFERED"))
