@@ -20,6 +20,7 @@ integration timeout passes (the function keeps running, as behind API Gateway).
 from __future__ import annotations
 
 import asyncio
+import functools
 import re
 from collections.abc import Awaitable, Callable
 from functools import partial
@@ -72,6 +73,8 @@ ASGIHandler = Callable[[Scope, Receive, Send], Awaitable[None]]
 # function's prelude, then the body as it comes) through ASGI `send`, adding `extra` headers
 # (CORS, x-amzn-RequestId).
 StreamUrl = Callable[[FunctionUrl, InvokeRequest, list[tuple[str, str]], Send], Awaitable[None]]
+
+_parse_ref = functools.lru_cache(maxsize=1024)(parse_function_ref)
 
 URL_PREFIX = "/url/"
 API_STAGE = "api"
@@ -224,7 +227,7 @@ class HttpTriggers:
             event, parse = event_v1(request, ctx), response_v1
         else:
             event, parse = event_v2(request, ctx), response_v2
-        ref = parse_function_ref(route.function_name, self.scope)
+        ref = _parse_ref(route.function_name, self.scope)
         payload = orjson.dumps(event)
         invoke = InvokeRequest(ref.name, ref.qualifier, payload, request_id, trace_header=trace)
         response = await self._call(invoke, route, parse)
@@ -269,14 +272,27 @@ class HttpTriggers:
 
     async def _within(self, request: InvokeRequest, timeout_s: float):
         """Invoke, giving up waiting after the route's integration timeout. The invocation
-        itself is left to finish (its environment is not killed), as behind API Gateway."""
-        task = asyncio.ensure_future(self.invoker.invoke(request))
+        itself is left to finish (its environment is not killed), as behind API Gateway.
+        One task, one future and one timer: cheaper than wait_for(shield(...))."""
+        loop = asyncio.get_running_loop()
+        task = loop.create_task(self.invoker.invoke(request))
+        waiter = loop.create_future()
+
+        def wake(_: object = None) -> None:
+            if not waiter.done():
+                waiter.set_result(None)
+
+        task.add_done_callback(wake)
+        timer = loop.call_later(timeout_s, wake)
         try:
-            return await asyncio.wait_for(asyncio.shield(task), timeout_s)
-        except TimeoutError:
-            self._detached.add(task)
-            task.add_done_callback(self._reap)
-            raise
+            await waiter
+        finally:
+            timer.cancel()
+        if task.done():
+            return task.result()
+        self._detached.add(task)
+        task.add_done_callback(self._reap)
+        raise TimeoutError
 
     def _reap(self, task: asyncio.Future) -> None:
         self._detached.discard(task)
