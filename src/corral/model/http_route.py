@@ -25,6 +25,7 @@ METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS",
 PAYLOAD_FORMATS = ("1.0", "2.0")
 TIMEOUT_MIN_MS = 50
 TIMEOUT_MAX_MS = 30_000  # also the default: API Gateway's integration timeout
+ROUTE_KEY_MAX_LEN = 512
 _PARAM = re.compile(r"\{([A-Za-z0-9._-]+)(\+?)\}")
 _LITERAL = re.compile(r"[A-Za-z0-9._~:@!$&'()*,;=%-]+")
 
@@ -79,6 +80,10 @@ def check_route(route_key: object, payload_format: object, timeout_ms: object) -
     (method upper-cased). Raises InvalidParameterValueException with the reason."""
     if not isinstance(route_key, str) or not route_key:
         raise InvalidParameterValueException("RouteKey is required, e.g. 'GET /items/{id}'.")
+    if len(route_key) > ROUTE_KEY_MAX_LEN:
+        raise InvalidParameterValueException(
+            f"RouteKey must be at most {ROUTE_KEY_MAX_LEN} characters."
+        )
     if payload_format not in PAYLOAD_FORMATS:
         raise InvalidParameterValueException(
             f"PayloadFormatVersion must be 1.0 or 2.0, not {payload_format!r}."

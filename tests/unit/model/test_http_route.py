@@ -75,6 +75,7 @@ def test_check_route_canonical_form():
         ("GET /x", "2.0", 49),
         ("GET /x", "2.0", 30001),
         ("", "2.0", 30000),
+        ("GET /" + "a" * 600, "2.0", 30000),
     ],
 )
 def test_check_route_refuses(key, fmt, timeout):
