@@ -193,3 +193,53 @@ def lambda_client(url: str, **kwargs):
         aws_secret_access_key="x",
         config=config,
     )
+
+
+def vendored_powertools() -> dict[str, bytes]:
+    """aws-lambda-powertools and what it imports (typing_extensions, jmespath) as files for
+    a function's zip: pure Python, importable by the python3.11 runtime (-S, only the zip
+    on sys.path)."""
+    import aws_lambda_powertools
+
+    site = Path(aws_lambda_powertools.__file__).parent.parent
+    files: dict[str, bytes] = {}
+    for package in ("aws_lambda_powertools", "jmespath", "typing_extensions.py"):
+        root = site / package
+        paths = [root] if root.is_file() else [p for p in root.rglob("*.py")]
+        for path in paths:
+            if "__pycache__" not in path.parts:
+                files[str(path.relative_to(site))] = path.read_bytes()
+    return files
+
+
+def http_request(
+    base_url: str,
+    method: str,
+    path: str,
+    *,
+    host: str | None = None,
+    headers: list[tuple[str, str]] | None = None,
+    body: bytes = b"",
+    timeout_s: float = 60,
+):
+    """One plain HTTP/1.1 request with http.client (repeated headers kept as given, Host
+    set explicitly: `*.localhost` names need not resolve here). Returns (status, headers
+    as a list of (lower-case name, value), body)."""
+    import http.client
+    from urllib.parse import urlsplit
+
+    where = urlsplit(base_url)
+    conn = http.client.HTTPConnection(where.hostname, where.port, timeout=timeout_s)
+    try:
+        conn.putrequest(method, path, skip_host=True, skip_accept_encoding=True)
+        conn.putheader("Host", host or where.netloc)
+        for name, value in headers or []:
+            conn.putheader(name, value)
+        if body or method in ("POST", "PUT", "PATCH"):
+            conn.putheader("Content-Length", str(len(body)))
+        conn.endheaders(body or None)
+        response = conn.getresponse()
+        data = response.read()
+        return response.status, [(k.lower(), v) for k, v in response.getheaders()], data
+    finally:
+        conn.close()

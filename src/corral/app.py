@@ -11,6 +11,7 @@ import logging
 import signal
 import socket
 import sys
+from urllib.parse import urlsplit
 
 import uvloop
 from prometheus_client import CollectorRegistry
@@ -20,6 +21,7 @@ from corral.config import Settings
 from corral.control.aliases import AliasService
 from corral.control.event_config import EventConfigService
 from corral.control.functions import FunctionService
+from corral.control.http_triggers import FunctionUrlService, RouteService
 from corral.control.layers import LayerService
 from corral.control.provisioned import ProvisionedService
 from corral.control.resources import ResourceService
@@ -31,6 +33,7 @@ from corral.http.alias_api import AliasApi
 from corral.http.app import RootApp
 from corral.http.corral_api import CorralApi
 from corral.http.event_config_api import EventConfigApi
+from corral.http.function_url_api import FunctionUrlApi
 from corral.http.lambda_api import LambdaApi
 from corral.http.layer_api import LayerApi
 from corral.http.metrics_api import MetricsApi
@@ -39,6 +42,7 @@ from corral.http.resource_api import ResourceApi
 from corral.http.server import HttpServer
 from corral.http.service_model import ServiceModel
 from corral.http.stream_api import InvokeStreamApi
+from corral.http.triggers import HttpTriggers
 from corral.invoke.async_queue import EventDispatcher
 from corral.invoke.service import InvokeService
 from corral.model.arn import Scope
@@ -46,6 +50,7 @@ from corral.model.validation import InputValidator
 from corral.store.blobs import CodeStore
 from corral.store.db import Database
 from corral.store.event_configs import EventConfigStore
+from corral.store.http_triggers import HttpTriggerStore  # declares its tables: before Database
 from corral.store.metering import MeteringStore
 from corral.store.opt_trees import OptTrees
 from corral.store.queue import SqliteEventQueue
@@ -158,6 +163,13 @@ class Corral:
         lambda_api.register_raw(
             InvokeStreamApi(self.invoker, lambda_api.validator, self.scope).handlers()
         )
+        trigger_store = HttpTriggerStore(self.db)
+        self.function_urls = FunctionUrlService(
+            trigger_store, self.functions, self.aliases, self.scope, self.function_url
+        )
+        lambda_api.register(FunctionUrlApi(self.function_urls, self.scope).handlers())
+        self.routes = RouteService(trigger_store, self.functions, self.scope)
+        self.triggers = HttpTriggers(self.function_urls, self.routes, self.invoker, self.scope)
         self.app = RootApp(
             lambda_api,
             CorralApi(
@@ -169,7 +181,13 @@ class Corral:
                 self.metering,
             ),
             MetricsApi(self.registry),
+            self.triggers,
         )
+
+    def function_url(self, url_id: str) -> str:
+        """A function URL's address: host-based, on this server's port (see http/triggers)."""
+        port = urlsplit(self.ready_url).port or 80
+        return f"http://{url_id}.lambda-url.{self.scope.region}.localhost:{port}/"
 
     def environment_states(self) -> list[tuple[str, str, str]]:
         return [(e.config.name, e.config.version, e.state.value) for e in self.fleet.environments()]

@@ -22,6 +22,7 @@ from tests.conformance import (
     python_zip,
     unique_name,
 )
+from tests.support import http_request
 
 AWS = str(Path(sys.executable).with_name("aws"))
 SERVICE_ERROR_RC = (254, 255)
@@ -205,3 +206,28 @@ def test_cli_versions_aliases_and_concurrency(aws, package, tmp_path):
     )  # fmt: skip
     assert reserved["ReservedConcurrentExecutions"] == 5
     assert _ok(aws("get-account-settings"))["AccountLimit"]["ConcurrentExecutions"] == 1000
+
+
+def test_cli_function_url_config(aws, package, corral_url):
+    """The README's example: a URL with CORS, then a request to it."""
+    name = unique_name("cli")
+    _create(aws, name, package)
+    created = _ok(
+        aws(
+            "create-function-url-config",
+            "--function-name", name,
+            "--auth-type", "NONE",
+            "--cors", "AllowOrigins=*,AllowMethods=GET,POST",
+        )
+    )  # fmt: skip
+    assert created["Cors"] == {"AllowOrigins": ["*"], "AllowMethods": ["GET", "POST"]}
+    host = created["FunctionUrl"].split("//", 1)[1].rstrip("/")
+    status, _, body = http_request(corral_url, "GET", "/hi?x=1", host=host)
+    assert status == 200
+    assert json.loads(body)["got"]["rawPath"] == "/hi"
+    listed = _ok(aws("list-function-url-configs", "--function-name", name))
+    assert [u["FunctionUrl"] for u in listed["FunctionUrlConfigs"]] == [created["FunctionUrl"]]
+    iam = aws("create-function-url-config", "--function-name", name, "--auth-type", "AWS_IAM")
+    assert iam.returncode in SERVICE_ERROR_RC
+    assert "InvalidParameterValueException" in iam.stderr
+    _ok(aws("delete-function-url-config", "--function-name", name))

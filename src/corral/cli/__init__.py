@@ -21,4 +21,4 @@ def main() -> None:
     app()
 
 
-from corral.cli import commands, serve  # noqa: E402, F401  (they register on `app`)
+from corral.cli import commands, function_urls, routes, serve  # noqa: E402, F401  (they register on `app`)

@@ -1,5 +1,7 @@
 """The root ASGI application: dispatch by path to each surface (`/corral/...`, `/metrics`,
-and Lambda's API for everything else)."""
+and Lambda's API for everything else). Requests for the HTTP front door (function URLs,
+HTTP API routes: `corral.http.triggers`, matched by Host header or path prefix) go there
+first."""
 
 from __future__ import annotations
 
@@ -7,22 +9,43 @@ from corral.http.asgi import Receive, Scope, Send
 from corral.http.corral_api import CorralApi
 from corral.http.lambda_api import LambdaApi
 from corral.http.metrics_api import MetricsApi
+from corral.http.triggers import HttpTriggers
 
 
 class RootApp:
-    def __init__(self, lambda_api: LambdaApi, corral_api: CorralApi, metrics: MetricsApi) -> None:
+    def __init__(
+        self,
+        lambda_api: LambdaApi,
+        corral_api: CorralApi,
+        metrics: MetricsApi,
+        triggers: HttpTriggers | None = None,
+    ) -> None:
         self.lambda_api = lambda_api
         self.corral_api = corral_api
         self.metrics = metrics
+        self.triggers = triggers
 
     def fast_path(self, method, path, query, headers, body, respond) -> bool:
-        """See `corral.http.server`: only the Lambda API has one (warm invokes)."""
+        """See `corral.http.server`: only the Lambda API has one (warm invokes). A function
+        URL whose path looks like an Invoke (host-based, any path is the function's) is
+        left to the ASGI path, which gives it to the front door."""
+        if self.triggers is not None and "/invocations" in path and _function_url_host(headers):
+            return False
         return self.lambda_api.fast_path(method, path, query, headers, body, respond)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["path"].startswith("/corral/"):
+        if self.triggers is not None and (handler := self.triggers.claim(scope)) is not None:
+            await handler(scope, receive, send)
+        elif scope["path"].startswith("/corral/"):
             await self.corral_api(scope, receive, send)
         elif scope["path"] == "/metrics":
             await self.metrics(scope, receive, send)
         else:
             await self.lambda_api(scope, receive, send)
+
+
+def _function_url_host(headers: list[tuple[bytes, bytes]]) -> bool:
+    for name, value in headers:
+        if name == b"host":
+            return b".lambda-url." in value or value.startswith(b"api.localhost")
+    return False

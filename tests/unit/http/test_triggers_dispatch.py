@@ -1,0 +1,147 @@
+"""Which requests the HTTP front door takes (HttpTriggers.claim) and the fast-path guard."""
+
+from __future__ import annotations
+
+from corral.http.app import RootApp
+from corral.http.triggers import HttpTriggers
+from corral.model.arn import Scope
+
+URL_ID = "a" * 32
+
+
+def _triggers() -> HttpTriggers:
+    return HttpTriggers(None, None, None, Scope())  # type: ignore[arg-type]
+
+
+def _scope(path: str, host: bytes = b"127.0.0.1:9000") -> dict:
+    return {"path": path, "headers": [(b"host", host)], "method": "GET"}
+
+
+def _target(handler) -> tuple:
+    if handler is None:
+        return (None,)
+    name = getattr(handler, "func", handler).__name__
+    return (name, *getattr(handler, "args", ()))
+
+
+def test_claims():
+    t = _triggers()
+    host = URL_ID.encode() + b".lambda-url.us-east-1.localhost:9000"
+    assert _target(t.claim(_scope("/corral/v1/health", host))) == (
+        "_url",
+        URL_ID,
+        f"{URL_ID}.lambda-url.us-east-1.localhost",
+        "",
+    )
+    short = URL_ID.encode() + b".lambda-url.localhost"
+    assert _target(t.claim(_scope("/", short)))[0] == "_url"
+    assert _target(t.claim(_scope(f"/url/{URL_ID}/x"))) == (
+        "_url",
+        URL_ID,
+        f"{URL_ID}.lambda-url.us-east-1.localhost",
+        f"/url/{URL_ID}",
+    )
+    assert _target(t.claim(_scope("/api/items/1"))) == ("_api", "api", "/api")
+    assert _target(t.claim(_scope("/api"))) == ("_api", "api", "/api")
+    assert _target(t.claim(_scope("/x", b"api.localhost:9000"))) == ("_api", "$default", "")
+    assert _target(t.claim(_scope("/corral/v1/routes/abc"))) == ("_routes_api",)
+
+
+def test_leaves_the_rest():
+    t = _triggers()
+    for path in ("/2015-03-31/functions/f/invocations", "/corral/v1/health", "/apiary", "/"):
+        assert t.claim(_scope(path)) is None
+    assert t.claim(_scope("/", b"localhost:9000")) is None
+
+
+class _Lambda:
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def fast_path(self, *args) -> bool:
+        self.calls += 1
+        return True
+
+
+def test_fast_path_guard():
+    lam = _Lambda()
+    app = RootApp(lam, None, None, _triggers())  # type: ignore[arg-type]
+    path = "/2015-03-31/functions/f/invocations"
+    plain = [(b"host", b"127.0.0.1:9000")]
+    assert app.fast_path("POST", path, b"", plain, b"{}", None) is True
+    url_host = [(b"host", URL_ID.encode() + b".lambda-url.localhost:9000")]
+    assert app.fast_path("POST", path, b"", url_host, b"{}", None) is False
+    assert lam.calls == 1
+
+
+class _Urls:
+    def __init__(self, url) -> None:
+        self.url = url
+
+    def lookup(self, url_id: str):
+        return self.url if url_id == URL_ID else None
+
+
+class _Invoker:
+    def __init__(self) -> None:
+        self.requests = []
+
+    async def invoke(self, request):
+        from corral.invoke.service import InvokeOutcome
+        from corral.model.invocation import InvocationResult
+
+        self.requests.append(request)
+        return InvokeOutcome(200, "$LATEST", request.request_id, InvocationResult(b'"buffered"'))
+
+
+def _serve(triggers: HttpTriggers, url_scope: dict) -> list[dict]:
+    import asyncio
+
+    sent: list[dict] = []
+
+    async def receive():
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message):
+        sent.append(message)
+
+    handler = triggers.claim(url_scope)
+    asyncio.run(handler(url_scope, receive, send))
+    return sent
+
+
+def test_streaming_seam():
+    """RESPONSE_STREAM URLs go to `stream_url` once it is set, and are buffered before."""
+    from corral.model.function_url import FunctionUrl
+
+    url = FunctionUrl(URL_ID, "fn", None, "NONE", "t", "t", invoke_mode="RESPONSE_STREAM")
+    invoker = _Invoker()
+    triggers = HttpTriggers(_Urls(url), None, invoker, Scope())  # type: ignore[arg-type]
+    scope = {
+        "type": "http",
+        "method": "GET",
+        "path": f"/url/{URL_ID}/x",
+        "raw_path": f"/url/{URL_ID}/x".encode(),
+        "query_string": b"",
+        "headers": [(b"host", b"127.0.0.1:9000")],
+        "client": ("127.0.0.1", 5000),
+        "server": ("127.0.0.1", 9000),
+    }
+    assert not triggers.streams(url)
+    sent = _serve(triggers, scope)
+    assert sent[0]["status"] == 200 and sent[1]["body"] == b'"buffered"'
+
+    streamed = []
+
+    async def stream_url(url, request, extra, send):
+        streamed.append((url.url_id, request.function_name, [n for n, _ in extra]))
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"streamed"})
+
+    triggers.stream_url = stream_url
+    assert triggers.streams(url)
+    sent = _serve(triggers, scope)
+    assert sent[1]["body"] == b"streamed"
+    assert streamed == [(URL_ID, "fn", ["x-amzn-requestid"])]
+    assert len(invoker.requests) == 1  # the streamed request did not go through invoke
+    assert not triggers.streams(url.replace(invoke_mode="BUFFERED"))
