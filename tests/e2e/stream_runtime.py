@@ -5,6 +5,7 @@ The event says what to do, step by step:
   {"steps": [{"chunk": "text"}, {"wait": "flag-name"}, {"bytes": 1048576}, {"hang": true}],
    "error": {"type": "...", "body": {...}},   # end with error trailers
    "content_type": "...", "buffered": true}    # answer with a plain (buffered) POST
+Behind a function URL the event is an HTTP event: its JSON body holds those steps.
 `wait` blocks until the file <task root>/<flag-name> exists: the test creates it once it
 has received what came before, which proves the stream reached it before the function
 went on. Not a handler model: just enough Runtime API to drive the server.
@@ -58,6 +59,8 @@ def stream_response(request_id, event):
     for step in event.get("steps", []):
         if "chunk" in step:
             sock.sendall(chunk(step["chunk"].encode()))
+        elif "prelude" in step:  # an HTTP integration response's prelude and delimiter
+            sock.sendall(chunk(json.dumps(step["prelude"]).encode() + b"\0" * 8))
         elif "bytes" in step:
             left = step["bytes"]
             while left > 0:
@@ -91,6 +94,8 @@ def main():
         _, headers, body = read_response(reader)
         request_id = headers["lambda-runtime-aws-request-id"]
         event = json.loads(body)
+        if "steps" not in event and isinstance(event.get("body"), str):
+            event = json.loads(event["body"])
         if event.get("buffered"):
             payload = json.dumps({"buffered": True}).encode()
             head = (

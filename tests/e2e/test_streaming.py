@@ -345,3 +345,74 @@ def test_throttling_comes_before_the_stream(corral, lam):
     lam.put_function_concurrency(FunctionName=fn.name, ReservedConcurrentExecutions=0)
     status, code, _ = _error(lambda: fn.stream({"steps": []}))
     assert (status, code) == (429, "TooManyRequestsException")
+
+
+def _url_request(corral: CorralProcess, url_id: str, event: dict) -> socket.socket:
+    host, port = corral.url.removeprefix("http://").split(":")
+    body = json.dumps(event).encode()
+    sock = socket.create_connection((host, int(port)))
+    sock.sendall(
+        f"POST /url/{url_id}/stream HTTP/1.1\r\nHost: {host}\r\nOrigin: https://a.example\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+        + body
+    )
+    return sock
+
+
+def _read_until(sock: socket.socket, received: bytes, marker: bytes) -> bytes:
+    while marker not in received:
+        data = sock.recv(65536)
+        assert data, received
+        received += data
+    return received
+
+
+def test_a_response_stream_url_streams_with_the_prelude_s_status_and_headers(corral, lam):
+    fn = StreamingFunction(corral, lam)
+    config = lam.create_function_url_config(
+        FunctionName=fn.name,
+        AuthType="NONE",
+        InvokeMode="RESPONSE_STREAM",
+        Cors={"AllowOrigins": ["https://a.example"]},
+    )
+    url_id = config["FunctionUrl"].removeprefix("http://").split(".", 1)[0]
+    prelude = {"statusCode": 201, "headers": {"X-Kind": "stream"}, "cookies": ["a=1"]}
+    event = {
+        "content_type": "application/vnd.awslambda.http-integration-response",
+        "steps": [{"prelude": prelude}, {"chunk": "first"}, {"wait": "url-go"}, {"chunk": "last"}],
+    }
+    sock = _url_request(corral, url_id, event)
+    # "last" is produced only after the flag, created once "first" arrived: streamed.
+    received = _read_until(sock, b"", b"first")
+    head, _, _ = received.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 201 ")
+    lines = head.lower().split(b"\r\n")
+    assert b"x-kind: stream" in lines and b"set-cookie: a=1" in lines
+    assert b"transfer-encoding: chunked" in lines
+    assert b"access-control-allow-origin: https://a.example" in lines
+    fn.signal("url-go")
+    received = _read_until(sock, received, b"0\r\n\r\n")
+    sock.close()
+    assert _dechunk(received.partition(b"\r\n\r\n")[2]) == b"firstlast"
+
+
+def test_a_response_stream_url_of_a_buffered_function_follows_the_response_rules(corral, lam):
+    fn = StreamingFunction(corral, lam)
+    config = lam.create_function_url_config(
+        FunctionName=fn.name, AuthType="NONE", InvokeMode="RESPONSE_STREAM"
+    )
+    url_id = config["FunctionUrl"].removeprefix("http://").split(".", 1)[0]
+    sock = _url_request(corral, url_id, {"buffered": True})
+    received = _read_until(sock, b"", b'{"buffered": true}')
+    sock.close()
+    assert received.startswith(b"HTTP/1.1 200 ")
+    assert b"content-type: application/json" in received.lower()
+    # A stream whose prelude is no JSON object is a malformed response: 502.
+    bad = {
+        "content_type": "application/vnd.awslambda.http-integration-response",
+        "steps": [{"prelude": [1, 2]}, {"chunk": "body"}],
+    }
+    sock = _url_request(corral, url_id, bad)
+    received = _read_until(sock, b"", b"Internal Server Error")
+    sock.close()
+    assert received.startswith(b"HTTP/1.1 502 ")

@@ -41,6 +41,7 @@ from corral.http.asgi import (
 )
 from corral.http.errors import render_error
 from corral.invoke.service import InvokeRequest, InvokeService
+from corral.invoke.streaming import InvokeStream
 from corral.model import limits
 from corral.model.arn import Scope as AccountScope
 from corral.model.arn import parse_function_ref
@@ -66,14 +67,14 @@ from corral.model.http_event import (
 )
 from corral.model.http_route import Route
 from corral.model.invocation import new_request_id, new_trace_id
+from corral.model.streaming import (
+    HTTP_INTEGRATION_CONTENT_TYPE,
+    HttpPrelude,
+    PreludeError,
+    PreludeReader,
+)
 
 ASGIHandler = Callable[[Scope, Receive, Send], Awaitable[None]]
-# The streaming seam (see HttpTriggers.streams): serve one RESPONSE_STREAM function URL
-# request: invoke `request` in streaming response mode and send its HTTP response (the
-# function's prelude, then the body as it comes) through ASGI `send`, adding `extra` headers
-# (CORS, x-amzn-RequestId).
-StreamUrl = Callable[[FunctionUrl, InvokeRequest, list[tuple[str, str]], Send], Awaitable[None]]
-
 _parse_ref = functools.lru_cache(maxsize=1024)(parse_function_ref)
 
 URL_PREFIX = "/url/"
@@ -99,7 +100,6 @@ class HttpTriggers:
         self.routes = routes
         self.invoker = invoker
         self.scope = scope
-        self.stream_url: StreamUrl | None = None  # set by the composition root when wired
         self._detached: set[asyncio.Future] = set()
 
     # ---- dispatch -----------------------------------------------------------------------
@@ -172,22 +172,89 @@ class HttpTriggers:
         invoke = InvokeRequest(
             url.function_name, url.qualifier, payload, request_id, trace_header=trace
         )
-        if self.streams(url):
-            assert self.stream_url is not None
-            await self.stream_url(url, invoke, extra, send)
+        if url.invoke_mode == RESPONSE_STREAM:
+            await self._stream(url, invoke, extra, send)
             return
         response = await self._call(invoke, None, response_v2)
+        await self._respond(url, response, extra, send)
+
+    async def _respond(
+        self, url: FunctionUrl, response: HttpResponse, extra: list[tuple[str, str]], send: Send
+    ) -> None:
         headers = response.headers
         if url.cors is not None:
             headers = without_cors_headers(headers)
         await _send(send, response.status, headers + extra, response.body)
 
-    def streams(self, url: FunctionUrl) -> bool:
-        """THE STREAMING SEAM. Whether this URL's responses go out streamed: a URL with
-        InvokeMode RESPONSE_STREAM, once a streaming invoke is wired in as `stream_url`.
-        Until then such URLs are served buffered (the whole response at the end), which a
-        client cannot tell apart except by timing."""
-        return url.invoke_mode == RESPONSE_STREAM and self.stream_url is not None
+    async def _stream(
+        self, url: FunctionUrl, request: InvokeRequest, extra: list[tuple[str, str]], send: Send
+    ) -> None:
+        """A RESPONSE_STREAM URL: the response goes out as the function produces it. A
+        stream of the HTTP integration type starts with a prelude (status, headers,
+        cookies); any other stream is a 200 of its content type. A function that answered
+        buffered follows the payload 2.0 response rules, as behind a BUFFERED URL."""
+        try:
+            stream = await self.invoker.invoke_stream(request)
+        except LambdaError as exc:
+            await self._respond(url, _failure(exc, None), extra, send)
+            return
+        try:
+            await self._relay(url, stream, extra, send)
+        except OSError:
+            pass  # the client went away; the invocation runs to its end
+        finally:
+            stream.close()
+
+    async def _relay(
+        self, url: FunctionUrl, stream: InvokeStream, extra: list[tuple[str, str]], send: Send
+    ) -> None:
+        reader: PreludeReader | None = None
+        started = False
+        buffered: list[bytes] = []
+        async for chunk in stream:
+            if not stream.streamed:
+                buffered.append(chunk)
+                continue
+            if not started:
+                if stream.content_type == HTTP_INTEGRATION_CONTENT_TYPE:
+                    reader = reader or PreludeReader()
+                    try:
+                        chunk = reader.feed(chunk)
+                    except PreludeError:
+                        await self._respond(url, _error(502, "Internal Server Error"), extra, send)
+                        return
+                    if reader.prelude is None:
+                        continue
+                    status, headers = _prelude_head(reader.prelude)
+                else:
+                    status, headers = 200, [("content-type", stream.content_type or "")]
+                if url.cors is not None:
+                    headers = without_cors_headers(headers)
+                start = {"status": status, "headers": _encode_headers(headers + extra)}
+                await send({"type": "http.response.start", **start})
+                started = True
+            if chunk:
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        if started:  # an error after the first byte just ends the stream, as in Lambda
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+            return
+        result = stream.result
+        if result is None or result.function_error:
+            response = _error(502, "Internal Server Error")
+        elif not stream.streamed:
+            try:
+                response = response_v2(b"".join(buffered))
+            except MalformedResponse:
+                response = _error(502, "Internal Server Error")
+        elif reader is not None:  # the stream ended inside or right after its prelude
+            try:
+                status, headers = _prelude_head(reader.finish())
+            except PreludeError:
+                status, headers = 502, []
+            response = HttpResponse(status, headers, b"")
+        else:  # a stream with no bytes at all
+            response = HttpResponse(200, [("content-type", stream.content_type or "")], b"")
+        await self._respond(url, response, extra, send)
 
     # ---- HTTP API routes ----------------------------------------------------------------
 
@@ -248,20 +315,8 @@ class HttpTriggers:
                 outcome = await self.invoker.invoke(request)
             else:
                 outcome = await self._within(request, route.timeout_ms / 1000)
-        except TimeoutError:
-            return _error(503, "Service Unavailable")
-        except TooManyRequestsException as exc:
-            message = "Too Many Requests" if route is not None else "Rate Exceeded."
-            return HttpResponse(429, _str_headers(exc.headers), error_body(message))
-        except RequestTooLargeException:
-            message = "Request Entity Too Large" if route is not None else _too_large_message()
-            return _error(413, message)
-        except ResourceNotFoundException:
-            if route is None:  # the alias the URL names is gone: the URL answers no more
-                return HttpResponse(403, [], orjson.dumps({"Message": "Forbidden"}))
-            return _error(500, "Internal Server Error")
-        except LambdaError:
-            return _error(500, "Internal Server Error")
+        except (TimeoutError, LambdaError) as exc:
+            return _failure(exc, route)
         result = outcome.result
         if result is None or result.function_error:
             return _error(502, "Internal Server Error")
@@ -350,6 +405,30 @@ def _json_object(body: bytes) -> dict:
 def _too_large_message() -> str:
     limit = limits.SYNC_REQUEST_MAX_BYTES
     return f"Request must be smaller than {limit} bytes for the InvokeFunction operation"
+
+
+def _failure(exc: Exception, route: Route | None) -> HttpResponse:
+    """The response to an invocation that did not run, for a function URL (route None) or
+    an HTTP API route."""
+    if isinstance(exc, TimeoutError):
+        return _error(503, "Service Unavailable")
+    if isinstance(exc, TooManyRequestsException):
+        message = "Too Many Requests" if route is not None else "Rate Exceeded."
+        return HttpResponse(429, _str_headers(exc.headers), error_body(message))
+    if isinstance(exc, RequestTooLargeException):
+        message = "Request Entity Too Large" if route is not None else _too_large_message()
+        return _error(413, message)
+    if isinstance(exc, ResourceNotFoundException) and route is None:
+        # the alias the URL names is gone: the URL answers no more
+        return HttpResponse(403, [], orjson.dumps({"Message": "Forbidden"}))
+    return _error(500, "Internal Server Error")
+
+
+def _prelude_head(prelude: HttpPrelude) -> tuple[int, list[tuple[str, str]]]:
+    """Status and headers of a streamed HTTP response from its prelude."""
+    headers = [(name.lower(), value) for name, value in prelude.headers.items()]
+    headers += [("set-cookie", cookie) for cookie in prelude.cookies]
+    return prelude.status_code, headers
 
 
 def _error(status: int, message: str) -> HttpResponse:

@@ -331,32 +331,6 @@ def response_v1(payload: bytes) -> HttpResponse:
     return HttpResponse(status, out, _response_body(result))
 
 
-# A streamed function URL response (InvokeMode RESPONSE_STREAM) whose content type is this
-# starts with a JSON prelude (statusCode, headers, cookies) and 8 NUL bytes, then the body:
-# what awslambda.HttpResponseStream.from() writes in the Node.js runtime.
-HTTP_INTEGRATION_RESPONSE = "application/vnd.awslambda.http-integration-response"
-PRELUDE_DELIMITER = b"\0" * 8
-
-
-def split_stream_prelude(head: bytes) -> tuple[HttpResponse, int] | None:
-    """For a streamed response of type HTTP_INTEGRATION_RESPONSE: the response the prelude
-    describes (with an empty body) and where the body starts in `head`, or None while the
-    delimiter has not arrived yet. Raises MalformedResponse for a prelude that is no JSON
-    object or has no valid statusCode (Lambda's default is 200)."""
-    at = head.find(PRELUDE_DELIMITER)
-    if at < 0:
-        return None
-    try:
-        prelude = orjson.loads(head[:at]) if at else {}
-    except orjson.JSONDecodeError:
-        raise MalformedResponse("the response prelude is not JSON") from None
-    if not isinstance(prelude, dict):
-        raise MalformedResponse("the response prelude is not a JSON object")
-    prelude.setdefault("statusCode", 200)
-    prelude.pop("body", None)
-    return response_v2(orjson.dumps(prelude)), at + len(PRELUDE_DELIMITER)
-
-
 def error_body(message: str) -> bytes:
     """API Gateway's and function URLs' own error bodies: `{"message": "..."}`."""
     return orjson.dumps({"message": message})

@@ -90,7 +90,7 @@ class _Invoker:
         from corral.invoke.service import InvokeOutcome
         from corral.model.invocation import InvocationResult
 
-        self.requests.append(request)
+        self.requests.append(("invoke", request))
         return InvokeOutcome(200, "$LATEST", request.request_id, InvocationResult(b'"buffered"'))
 
 
@@ -110,12 +110,22 @@ def _serve(triggers: HttpTriggers, url_scope: dict) -> list[dict]:
     return sent
 
 
-def test_streaming_seam():
-    """RESPONSE_STREAM URLs go to `stream_url` once it is set, and are buffered before."""
+def test_response_stream_urls_invoke_in_streaming_mode():
+    """A RESPONSE_STREAM URL goes through invoke_stream (a BUFFERED one through invoke); a
+    function that answered buffered still gets the payload 2.0 response rules."""
+    from corral.invoke.streaming import InvokeStream
     from corral.model.function_url import FunctionUrl
+    from corral.model.invocation import InvocationResult
+
+    class _StreamingInvoker(_Invoker):
+        async def invoke_stream(self, request):
+            self.requests.append(("stream", request))
+            stream = InvokeStream(request.request_id, "$LATEST")
+            stream.finish(InvocationResult(b'{"statusCode": 202, "body": "streamed"}'))
+            return stream
 
     url = FunctionUrl(URL_ID, "fn", None, "NONE", "t", "t", invoke_mode="RESPONSE_STREAM")
-    invoker = _Invoker()
+    invoker = _StreamingInvoker()
     triggers = HttpTriggers(_Urls(url), None, invoker, Scope())  # type: ignore[arg-type]
     scope = {
         "type": "http",
@@ -127,21 +137,9 @@ def test_streaming_seam():
         "client": ("127.0.0.1", 5000),
         "server": ("127.0.0.1", 9000),
     }
-    assert not triggers.streams(url)
+    sent = _serve(triggers, scope)
+    assert sent[0]["status"] == 202 and sent[1]["body"] == b"streamed"
+    assert [kind for kind, _ in invoker.requests] == ["stream"]
+    triggers.urls = _Urls(url.replace(invoke_mode="BUFFERED"))
     sent = _serve(triggers, scope)
     assert sent[0]["status"] == 200 and sent[1]["body"] == b'"buffered"'
-
-    streamed = []
-
-    async def stream_url(url, request, extra, send):
-        streamed.append((url.url_id, request.function_name, [n for n, _ in extra]))
-        await send({"type": "http.response.start", "status": 200, "headers": []})
-        await send({"type": "http.response.body", "body": b"streamed"})
-
-    triggers.stream_url = stream_url
-    assert triggers.streams(url)
-    sent = _serve(triggers, scope)
-    assert sent[1]["body"] == b"streamed"
-    assert streamed == [(URL_ID, "fn", ["x-amzn-requestid"])]
-    assert len(invoker.requests) == 1  # the streamed request did not go through invoke
-    assert not triggers.streams(url.replace(invoke_mode="BUFFERED"))

@@ -228,18 +228,3 @@ def test_v1_response_merges_headers():
 def test_v1_requires_status_code(payload):
     with pytest.raises(MalformedResponse):
         response_v1(payload)
-
-
-def test_stream_prelude():
-    from corral.model.http_event import split_stream_prelude
-
-    prelude = b'{"statusCode": 201, "headers": {"x-a": "1"}, "cookies": ["c=1"]}'
-    assert split_stream_prelude(prelude) is None  # the delimiter has not arrived yet
-    head, at = split_stream_prelude(prelude + b"\0" * 8 + b"body")
-    assert head.status == 201
-    assert head.headers == [("x-a", "1"), ("set-cookie", "c=1")]
-    assert (prelude + b"\0" * 8 + b"body")[at:] == b"body"
-    head, at = split_stream_prelude(b"{}" + b"\0" * 8)
-    assert head.status == 200 and at == 10
-    with pytest.raises(MalformedResponse):
-        split_stream_prelude(b"[1]" + b"\0" * 8)
