@@ -148,7 +148,10 @@ class _Staging:
             self.dir.mkdir(parents=True, exist_ok=True)
             for directory in (STAGING_ROOT, self.dir):
                 os.chmod(directory, 0o711)
-            (self.dir / "owner").write_text(_process_identity(os.getpid()))
+            # Written whole (rename), as other servers read it in cleanup_stale.
+            partial = self.dir / f"owner.{os.getpid()}"
+            partial.write_text(_process_identity(os.getpid()))
+            partial.replace(self.dir / "owner")
             view = self.dir / str(len(self._views))
             view.mkdir(exist_ok=True)
             flags = _MS_BIND | _MS_REC
@@ -162,7 +165,7 @@ class _Staging:
         if not self.dir.is_dir():
             return 0
         for view in self.dir.iterdir():
-            if view.name == "owner":
+            if view.name.startswith("owner"):
                 view.unlink()
             elif _libc.umount2(str(view).encode(), _MNT_DETACH) == 0:
                 removed += 1
@@ -465,7 +468,8 @@ class NamespaceSandbox:
         for other in STAGING_ROOT.glob("*/owner"):
             with contextlib.suppress(OSError):
                 identity = other.read_text()
-                if identity != _process_identity(int(identity.split()[0])):
+                pid = (identity.split() or [""])[0]
+                if pid.isdigit() and identity != _process_identity(int(pid)):
                     key = other.parent.name
                     removed += CgroupLayout(key).cleanup_stale()
                     _Staging(key).clear()
