@@ -47,6 +47,12 @@ INIT_TIMEOUT_S = 10.0  # Lambda's limit on the init phase of on-demand environme
 MIB = 1024 * 1024
 
 
+class RuntimeGone(Exception):
+    """A warm runtime exited between invocations, before it took the one handed to it
+    (Node's runtimes exit after reporting an unhandled rejection, as Lambda's do): the
+    invocation never ran, and the caller runs it on a new environment, as Lambda does."""
+
+
 class State(enum.Enum):
     STARTING = "starting"
     IDLE = "idle"
@@ -128,11 +134,11 @@ class Environment:
         Raises OSError if the runtime cannot be executed (the caller reports
         Runtime.InvalidEntrypoint).
         """
-        launch = self.ctx.runtimes.launch(self.config.runtime, self.code_dir)
+        launch = self.ctx.runtimes.launch(self.config.runtime, self.code_dir, self.config.memory_mb)
         spec = SandboxSpec(
             env_id=self.id,
             argv=launch.argv,
-            env=self._environment_variables(),
+            env=self._environment_variables(launch.env),
             code_dir=self.code_dir,
             memory_mb=self.config.memory_mb,
             ephemeral_storage_mb=self.config.ephemeral_storage_mb,
@@ -155,7 +161,7 @@ class Environment:
         self._loop.add_reader(self._process.exit_fd, self._on_exit)
         self._init_timer = self._loop.call_later(INIT_TIMEOUT_S, self._on_init_timeout)
 
-    def _environment_variables(self) -> dict[str, str]:
+    def _environment_variables(self, runtime_env: dict[str, str]) -> dict[str, str]:
         """Lambda's environment variables; the sandbox adds AWS_LAMBDA_RUNTIME_API."""
         c, scope = self.config, self.ctx.scope
         env = {
@@ -163,6 +169,7 @@ class Environment:
             "LANG": "en_US.UTF-8",
             "TZ": ":UTC",
             "LD_LIBRARY_PATH": "/lib64:/usr/lib64:/opt/lib",
+            **runtime_env,
             **c.environment,
             "_HANDLER": c.handler,
             "LAMBDA_TASK_ROOT": str(self.code_dir),
@@ -405,6 +412,9 @@ class Environment:
             return
         status = process.returncode
         self._drain_output()
+        if self._current is None and self._future is not None and self._init_duration_ms:
+            future, self._pending, self._future = self._future, None, None
+            future.set_exception(RuntimeGone())
         inv = self._current or self._pending
         if inv is not None:
             detail = (
