@@ -107,7 +107,7 @@ class HostProgram:
     family: str  # python | nodejs | java | provided
     program: str  # the executable that is started
     version: str  # as the program reports it
-    home: Path | None = None  # its installation directory, which a sandbox must expose
+    exposed: tuple[Path, ...] = ()  # its directories, which a sandbox must expose read-only
 
     def describe(self) -> str:
         return f"{self.program} ({self.version})" if self.version else self.program
@@ -162,7 +162,7 @@ def find_nodes() -> dict[int, HostProgram]:
             ).stdout.strip()
             major = int(version.lstrip("v").split(".")[0])
             if major not in found:
-                found[major] = HostProgram("nodejs", real, version, Path(real).parent.parent)
+                found[major] = HostProgram("nodejs", real, version, (Path(real).parent.parent,))
     return found
 
 
@@ -184,8 +184,24 @@ def find_jdks() -> dict[int, HostProgram]:
         if version is None or not (home / "bin" / "javac").exists():
             continue
         major = int(version.removeprefix("1.").split(".")[0])
-        found.setdefault(major, HostProgram("java", str(home / "bin" / "java"), version, home))
+        exposed = (home, *_linked_config(home))
+        found.setdefault(major, HostProgram("java", str(home / "bin" / "java"), version, exposed))
     return found
+
+
+def _linked_config(home: Path) -> list[Path]:
+    """Directories outside a JDK that its configuration links to: Debian's JDKs keep
+    `conf/` (java.security, ...) as symlinks into /etc/java-<N>-openjdk."""
+    found: set[Path] = set()
+    for sub in ("conf", "lib/security"):
+        for dirpath, _dirs, files in os.walk(home / sub):
+            for name in files:
+                path = Path(dirpath, name)
+                if path.is_symlink():
+                    target = path.resolve()
+                    if not target.is_relative_to(home) and target.is_relative_to("/etc"):
+                        found.add(Path("/etc", target.relative_to("/etc").parts[0]))
+    return sorted(found)
 
 
 def _runtime_major(runtime: str) -> int:
@@ -204,7 +220,7 @@ class RuntimeCatalogue:
             if found:
                 version = runtime.removeprefix("python")
                 home = Path(found).resolve().parent.parent
-                self.programs[runtime] = HostProgram("python", found, f"Python {version}", home)
+                self.programs[runtime] = HostProgram("python", found, f"Python {version}", (home,))
             else:
                 self.unavailable[runtime] = f"no Python {runtime.removeprefix('python')} here"
         nodes = find_nodes()
@@ -263,7 +279,7 @@ class RuntimeCatalogue:
     def prefixes(self) -> list[Path]:
         """The installation directories of the host programs (what a sandbox must expose
         read-only: interpreter prefixes, node's, JDK homes, Java's build cache)."""
-        dirs = {p.home for p in self.programs.values() if p.home is not None}
+        dirs = {d for p in self.programs.values() for d in p.exposed}
         if self.java is not None:
             dirs.add(self.java.out_dir)
         return sorted(dirs)
