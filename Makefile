@@ -28,6 +28,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(VENV)/bin/python benchmarks/run.py
 	$(VENV)/bin/python benchmarks/async_events.py
+	$(VENV)/bin/python benchmarks/runtimes.py
 
 lint:
 	$(VENV)/bin/ruff check .
