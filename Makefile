@@ -15,6 +15,7 @@ $(STAMP): pyproject.toml scripts/install-system-deps
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --quiet --upgrade pip
 	$(VENV)/bin/python -m pip install --quiet -e '.[dev]'
+	$(VENV)/bin/python -m corral.fleet.runtimes
 	touch $(STAMP)
 
 serve: $(STAMP)

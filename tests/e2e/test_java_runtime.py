@@ -274,3 +274,13 @@ def test_runtimes_missing_here_are_refused_with_the_reason(lam, corral_url, clas
             _create(lam, _function_zip(classes), "example.Hello", runtime)
         assert f"The runtime parameter of {runtime} is not supported" in str(err.value)
         assert why in str(err.value)
+
+
+def test_updating_to_a_runtime_missing_here_is_refused(lam, corral_url, classes):
+    if "java21" in _java_runtimes(corral_url):
+        pytest.skip("this host has a JDK 21")
+    name = _create(lam, _function_zip(classes), "example.Hello")
+    with pytest.raises(lam.exceptions.InvalidParameterValueException) as err:
+        lam.update_function_configuration(FunctionName=name, Runtime="java21")
+    assert "no JDK 21" in str(err.value)
+    assert lam.get_function_configuration(FunctionName=name)["Runtime"] == "java17"

@@ -20,6 +20,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import threading
 import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -39,7 +40,7 @@ class JavaRuntimeBuild:
         self.source_dir = java_dir / "src"
         self.jdks = jdks
         self.jar: Path | None = None
-        self._archives: dict[int, Path] = {}
+        self.archiving: threading.Thread | None = None
         compiler_major = min(jdks)
         self._compiler = jdks[compiler_major]
         self._release = compiler_major
@@ -55,13 +56,23 @@ class JavaRuntimeBuild:
             log.warning("java: Corral's Java runtime did not build: %s", exc)
             return
         self.jar = self.out_dir / JAR_NAME
-        for major, jdk in jdks.items():
-            archive = self.out_dir / f"cds-{major}.jsa"
-            if archive.exists() or self._make_archive(jdk, archive):
-                self._archives[major] = archive
+        missing = {m: j for m, j in jdks.items() if not self._archive_path(m).exists()}
+        # archives only speed starts up: made in the background, used once they exist
+        self.archiving = threading.Thread(
+            target=self._make_archives, args=(missing,), name="corral-cds", daemon=True
+        )
+        self.archiving.start()
+
+    def _archive_path(self, major: int) -> Path:
+        return self.out_dir / f"cds-{major}.jsa"
 
     def archive(self, major: int) -> Path | None:
-        return self._archives.get(major)
+        path = self._archive_path(major)
+        return path if path.exists() else None
+
+    def _make_archives(self, jdks: dict[int, HostProgram]) -> None:
+        for major, jdk in jdks.items():
+            self._make_archive(jdk, self._archive_path(major))
 
     def _build(self, sources: list[Path]) -> None:
         if (self.out_dir / JAR_NAME).exists():

@@ -316,3 +316,11 @@ class RuntimeCatalogue:
             # its heap is bounded by MaxHeapSize instead
             return RuntimeLaunch(argv, address_space_limited=False)
         return RuntimeLaunch(python_argv(program.program), address_space_limited=True)
+
+
+if __name__ == "__main__":  # `make install`: build the Java runtime now, show the table
+    catalogue = RuntimeCatalogue()
+    if catalogue.java is not None and catalogue.java.archiving is not None:
+        catalogue.java.archiving.join()
+    for name, described in sorted(catalogue.describe().items()):
+        print(f"{name:16} {described}")
