@@ -245,3 +245,25 @@ def test_nodejs18_is_refused_as_lambda_does(lam):
     with pytest.raises(lam.exceptions.InvalidParameterValueException) as err:
         _create(lam, {"index.js": CONTEXT_APP}, runtime="nodejs18.x")
     assert "nodejs18.x is no longer supported" in str(err.value)
+
+
+def test_streamify_response_handlers_answer_a_buffered_invoke(lam):
+    # awslambda.streamifyResponse, the global of Lambda's Node.js runtimes: the chunks go
+    # to the Runtime API as a streaming response; a plain Invoke gets them all at once.
+    app = """
+export const handler = awslambda.streamifyResponse(async (event, responseStream, context) => {
+  if (event.fail) throw new Error('failed before writing');
+  responseStream.setContentType('text/plain');
+  responseStream.write('hello ');
+  await new Promise((r) => setTimeout(r, 10));
+  responseStream.write(context.functionName);
+  responseStream.end();
+});
+"""
+    name = _create(lam, {"index.mjs": app})
+    response = lam.invoke(FunctionName=name, Payload=b"{}")
+    assert "FunctionError" not in response
+    assert response["Payload"].read() == f"hello {name}".encode()
+    response, body = _invoke(lam, name, {"fail": True})
+    assert response["FunctionError"] == "Unhandled"
+    assert (body["errorType"], body["errorMessage"]) == ("Error", "failed before writing")

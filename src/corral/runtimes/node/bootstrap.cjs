@@ -166,6 +166,36 @@ class RuntimeApi {
     });
   }
 
+  /** A streaming-mode response (awslambda.streamifyResponse): the head now, then each
+   * chunk as the handler writes it, and an error, if any, as Lambda's trailers. */
+  stream(requestId, contentType) {
+    const answer = new Promise((resolve, reject) => {
+      const head =
+        `POST ${API}/invocation/${requestId}/response HTTP/1.1\r\nHost: ${this.host}\r\n` +
+        'Lambda-Runtime-Function-Response-Mode: streaming\r\nTransfer-Encoding: chunked\r\n' +
+        'Trailer: Lambda-Runtime-Function-Error-Type, Lambda-Runtime-Function-Error-Body\r\n' +
+        `Content-Type: ${contentType}\r\n\r\n`;
+      this._send({ request: head, resolve, reject, retried: true });
+    });
+    const socket = this.socket;
+    return {
+      write(chunk) {
+        if (chunk.length) socket.write(Buffer.concat([Buffer.from(`${chunk.length.toString(16)}\r\n`), chunk, CRLF]));
+      },
+      end(error) {
+        let tail = '0\r\n';
+        if (error !== undefined) {
+          const body = errorBody(error);
+          const encoded = Buffer.from(JSON.stringify(body)).toString('base64');
+          tail += `Lambda-Runtime-Function-Error-Type: ${body.errorType}\r\n`;
+          tail += `Lambda-Runtime-Function-Error-Body: ${encoded}\r\n`;
+        }
+        socket.write(tail + '\r\n');
+        return answer;
+      },
+    };
+  }
+
   ref(on) {
     if (this.socket) on ? this.socket.ref() : this.socket.unref();
   }
@@ -187,6 +217,81 @@ class RuntimeApi {
       'Lambda-Runtime-Function-Error-Type': body.errorType,
     });
   }
+}
+
+// ---- response streaming: the `awslambda` global of Lambda's Node.js runtimes ----------
+
+const STREAMING = Symbol.for('aws.lambda.runtime.handler.streaming');
+const CRLF = Buffer.from('\r\n');
+
+globalThis.awslambda = {
+  streamifyResponse(handler, options) {
+    handler[STREAMING] = 'response';
+    handler.highWaterMark = options && options.highWaterMark;
+    return handler;
+  },
+  HttpResponseStream: {
+    // a function URL's status and headers, then 8 NUL bytes, then the body
+    from(stream, prelude) {
+      stream.setContentType('application/vnd.awslambda.http-integration-response');
+      stream.write(JSON.stringify(prelude));
+      stream.write(new Uint8Array(8));
+      return stream;
+    },
+  },
+};
+
+function responseStream(api, requestId, highWaterMark) {
+  const { Writable } = require('stream');
+  let contentType = 'application/octet-stream';
+  let wire = null;
+  const open = () => wire || (wire = api.stream(requestId, contentType));
+  const stream = new Writable({
+    highWaterMark,
+    write(chunk, _encoding, callback) {
+      open().write(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk));
+      callback();
+    },
+  });
+  stream.setContentType = (type) => {
+    contentType = type;
+  };
+  stream.started = () => wire !== null;
+  stream.close = (error) => open().end(error);
+  return stream;
+}
+
+function invokeStreaming(api, handler, answer, env, event, done) {
+  const requestId = answer.headers['lambda-runtime-aws-request-id'];
+  const stream = responseStream(api, requestId, handler.highWaterMark);
+  let settled = false;
+  const fail = (error) => {
+    if (settled) return;
+    settled = true;
+    console.error('Invoke Error', '\t', JSON.stringify(errorBody(error)));
+    const sent = stream.started() ? stream.close(error) : api.error(requestId, error);
+    sent.then(done, fatal);
+  };
+  stream.on('finish', () => {
+    if (settled) return;
+    settled = true;
+    stream.close().then(done, fatal);
+  });
+  stream.on('error', fail);
+  onFatal = (error, code) => {
+    if (settled) return exitWith(code);
+    settled = true;
+    const sent = stream.started() ? stream.close(error) : api.error(requestId, error);
+    sent.then(() => exitWith(code), () => exitWith(code));
+  };
+  const context = makeContext(answer.headers, env, () => {});
+  let result;
+  try {
+    result = handler(event, stream, context);
+  } catch (e) {
+    return fail(e);
+  }
+  Promise.resolve(result).catch((e) => fail(e === undefined || e === null ? new Error(String(e)) : e));
 }
 
 // ---- loading the handler --------------------------------------------------------------
@@ -353,6 +458,7 @@ function invoke(api, handler, answer, env) {
     } catch (e) {
       return settle(fault('Runtime.UnmarshalError')(`Unable to parse input as json: ${e.message}`), undefined, false);
     }
+    if (handler[STREAMING] === 'response') return invokeStreaming(api, handler, answer, env, event, done);
     let result;
     try {
       result = handler(event, context, (err, value) => settle(err, value, true));
