@@ -284,3 +284,19 @@ def test_updating_to_a_runtime_missing_here_is_refused(lam, corral_url, classes)
         lam.update_function_configuration(FunctionName=name, Runtime="java21")
     assert "no JDK 21" in str(err.value)
     assert lam.get_function_configuration(FunctionName=name)["Runtime"] == "java17"
+
+
+def test_class_path_includes_corral_opt_dir_java_lib(lam, classes):
+    # $CORRAL_OPT_DIR/java/lib/*.jar (a layer's jars); a directory of the zip stands in
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for path in sorted(classes.rglob("*.class")):
+            rel = str(path.relative_to(classes))
+            if rel.startswith("example/") and not rel.startswith("example/lib/"):
+                zf.write(path, rel)
+        zf.writestr("optroot/java/lib/helper.jar", _jar(classes, "example/lib/"))
+    env = {"Variables": {"CORRAL_OPT_DIR": "optroot"}}
+    name = _create(lam, buf.getvalue(), "example.Hello", Environment=env)
+    response, body = _invoke(lam, name, {})
+    assert "FunctionError" not in response, body
+    assert body["helper"] == "hello lib"
