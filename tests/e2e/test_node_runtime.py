@@ -267,15 +267,3 @@ export const handler = awslambda.streamifyResponse(async (event, responseStream,
     response, body = _invoke(lam, name, {"fail": True})
     assert response["FunctionError"] == "Unhandled"
     assert (body["errorType"], body["errorMessage"]) == ("Error", "failed before writing")
-
-
-def test_node_path_follows_corral_opt_dir(lam):
-    # The layers' root is $CORRAL_OPT_DIR (the sandbox sets it where /opt is elsewhere);
-    # here a directory of the function's own code stands in for it.
-    files = {
-        "index.js": "const v = require('from-opt');\nexports.handler = async () => v;\n",
-        "optroot/nodejs/node_modules/from-opt/index.js": "module.exports = 'found in opt';\n",
-    }
-    env = {"Variables": {"CORRAL_OPT_DIR": "optroot"}}
-    name = _create(lam, files, Environment=env)
-    assert _invoke(lam, name, {})[1] == "found in opt"
