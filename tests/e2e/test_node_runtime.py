@@ -136,6 +136,20 @@ exports.handler = (event, context, callback) => {
     assert _invoke(lam, name, {"second": True})[1] == {"timerRan": True}
 
 
+def test_callback_need_not_wait_for_the_event_loop(lam):
+    app = """
+exports.handler = (event, context, callback) => {
+  context.callbackWaitsForEmptyEventLoop = event.wait;
+  setTimeout(() => {}, 60000);  // would hold the answer past the timeout if waited for
+  callback(null, 'answered');
+};
+"""
+    name = _create(lam, {"index.js": app}, Timeout=2)
+    assert _invoke(lam, name, {"wait": False})[1] == "answered"
+    _, body = _invoke(lam, name, {"wait": True})
+    assert body["errorType"] == "Sandbox.Timedout"
+
+
 def test_callback_error_and_thrown_errors(lam):
     app = """
 class ValidationError extends Error { constructor(m) { super(m); this.name = 'ValidationError'; } }
