@@ -15,6 +15,7 @@ $(STAMP): pyproject.toml scripts/install-system-deps
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --quiet --upgrade pip
 	$(VENV)/bin/python -m pip install --quiet -e '.[dev]'
+	$(VENV)/bin/python -m corral.fleet.runtimes
 	touch $(STAMP)
 
 serve: $(STAMP)
@@ -29,6 +30,7 @@ bench: $(STAMP)
 	$(VENV)/bin/python benchmarks/run.py
 	$(VENV)/bin/python benchmarks/async_events.py
 	$(VENV)/bin/python benchmarks/http_triggers.py
+	$(VENV)/bin/python benchmarks/runtimes.py
 
 lint:
 	$(VENV)/bin/ruff check .

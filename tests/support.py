@@ -243,3 +243,43 @@ def http_request(
         return response.status, [(k.lower(), v) for k, v in response.getheaders()], data
     finally:
         conn.close()
+
+
+AWS_LAMBDA_RIC_VERSION = "3.3.0"  # the official Node.js runtime interface client (npm)
+
+
+def vendored_aws_lambda_ric() -> dict[str, bytes]:
+    """The official `aws-lambda-ric` npm package as files for a function's zip
+    (node_modules/aws-lambda-ric/...), built once per machine: its native part compiles
+    aws-lambda-cpp and curl (~2 minutes; needs autoconf, automake, libtool, cmake, g++),
+    so the build is kept under ~/.cache/corral-tests and shared by test workers (a lock).
+    Raises RuntimeError with npm's output when it cannot be built."""
+    import fcntl
+    import shutil
+
+    cache = Path.home() / ".cache" / "corral-tests" / f"aws-lambda-ric-{AWS_LAMBDA_RIC_VERSION}"
+    package = cache / "node_modules" / "aws-lambda-ric"
+    cache.mkdir(parents=True, exist_ok=True)
+    with open(cache / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (package / "dist" / "rapid-client.node").exists():
+            npm = shutil.which("npm")
+            if npm is None:
+                raise RuntimeError("npm is not installed")
+            (cache / "package.json").write_text('{"private": true}')
+            build = subprocess.run(
+                [npm, "install", "--no-audit", "--no-fund", "--foreground-scripts",
+                 f"aws-lambda-ric@{AWS_LAMBDA_RIC_VERSION}"],
+                cwd=cache, capture_output=True, text=True, timeout=600,
+            )  # fmt: skip
+            if build.returncode != 0 or not (package / "dist" / "rapid-client.node").exists():
+                raise RuntimeError(f"npm could not build aws-lambda-ric:\n{build.stderr[-3000:]}")
+    files: dict[str, bytes] = {}
+    for sub in ("package.json", "bin", "dist"):
+        root = package / sub
+        for path in [root] if root.is_file() else sorted(root.rglob("*")):
+            if path.is_file():
+                files[f"node_modules/aws-lambda-ric/{path.relative_to(package)}"] = (
+                    path.read_bytes()
+                )
+    return files

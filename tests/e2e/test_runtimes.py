@@ -4,10 +4,22 @@ client unmodified, and the Runtime API's per-environment isolation."""
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import subprocess
 import urllib.request
 import uuid
+from pathlib import Path
 
-from tests.support import make_zip, vendored_awslambdaric
+import pytest
+
+from tests.support import (
+    CorralProcess,
+    lambda_client,
+    make_zip,
+    vendored_aws_lambda_ric,
+    vendored_awslambdaric,
+)
 
 ROLE = "arn:aws:iam::000000000000:role/x"
 
@@ -108,7 +120,8 @@ def test_runtime_api_refuses_other_request_ids(lam):
 
 def test_python_runtimes_map_to_host_interpreters(lam, corral_url):
     with urllib.request.urlopen(f"{corral_url}/corral/v1/runtimes", timeout=5) as response:
-        available = [r for r in json.load(response) if r.startswith("python")]
+        described = json.load(response)
+    available = [r for r, v in described.items() if r.startswith("python") and "unavail" not in v]
     assert "python3.11" in available
     app = "import sys\ndef handler(event, context):\n    return list(sys.version_info[:2])\n"
     for runtime in available:
@@ -124,3 +137,185 @@ def test_function_sees_only_its_own_environment_variables(lam):
     assert env["MINE"] == "1"
     assert env["AWS_LAMBDA_FUNCTION_NAME"] == name
     assert "CORRAL_TEST_SECRET" not in env
+
+
+# ---- custom runtimes: sh + curl, Go, the official Node.js client ------------------------
+
+SHELL_BOOTSTRAP = r"""#!/bin/sh
+set -eu
+API="http://${AWS_LAMBDA_RUNTIME_API}/2018-06-01/runtime/invocation"
+while true; do
+  HEADERS="$(mktemp)"
+  EVENT="$(curl -sS -D "$HEADERS" "$API/next")"
+  ID="$(grep -i Lambda-Runtime-Aws-Request-Id "$HEADERS" | tr -d '[:space:]' | cut -d: -f2)"
+  case "$EVENT" in
+    *sleep*) sleep 30 ;;
+    *fail*) curl -sS -o /dev/null -X POST "$API/$ID/error" \
+              -H "Lambda-Runtime-Function-Error-Type: Shell.Failed" \
+              -d '{"errorMessage": "asked to fail", "errorType": "Shell.Failed"}' ;;
+    *) curl -sS -o /dev/null -X POST "$API/$ID/response" -d "{\"got\": $EVENT}" ;;
+  esac
+done
+"""
+
+
+def test_shell_bootstrap_errors_and_timeouts(lam):
+    name = _create(lam, {"bootstrap": SHELL_BOOTSTRAP}, "provided.al2", Timeout=1)
+    assert _invoke(lam, name, {"ok": 1})[1] == {"got": {"ok": 1}}
+    response, body = _invoke(lam, name, {"fail": 1})
+    assert response["FunctionError"] == "Unhandled"
+    assert body == {"errorMessage": "asked to fail", "errorType": "Shell.Failed"}
+    response, body = _invoke(lam, name, {"sleep": 1})
+    assert body["errorType"] == "Sandbox.Timedout"
+    assert _invoke(lam, name, {"ok": 2})[1] == {"got": {"ok": 2}}
+
+
+GO_BOOTSTRAP = """
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"time"
+)
+
+func main() {
+	api := "http://" + os.Getenv("AWS_LAMBDA_RUNTIME_API") + "/2018-06-01/runtime/invocation/"
+	for {
+		resp, err := http.Get(api + "next")
+		if err != nil {
+			panic(err)
+		}
+		event, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		id := resp.Header.Get("Lambda-Runtime-Aws-Request-Id")
+		deadline := resp.Header.Get("Lambda-Runtime-Deadline-Ms")
+		var in map[string]interface{}
+		if err := json.Unmarshal(event, &in); err != nil {
+			in = map[string]interface{}{}
+		}
+		if in["sleep"] != nil {
+			time.Sleep(time.Minute)
+		}
+		if in["fail"] != nil {
+			body, _ := json.Marshal(map[string]interface{}{
+				"errorMessage": "go says no", "errorType": "errorString"})
+			req, _ := http.NewRequest("POST", api+id+"/error", bytes.NewReader(body))
+			req.Header.Set("Lambda-Runtime-Function-Error-Type", "errorString")
+			r, err := http.DefaultClient.Do(req)
+			if err == nil {
+				r.Body.Close()
+			}
+			continue
+		}
+		out, _ := json.Marshal(map[string]interface{}{
+			"echo": in, "fn": os.Getenv("AWS_LAMBDA_FUNCTION_NAME"), "deadline": deadline != ""})
+		r, err := http.Post(api+id+"/response", "application/json", bytes.NewReader(out))
+		if err == nil {
+			r.Body.Close()
+		}
+	}
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def go_bootstrap(tmp_path_factory) -> bytes:
+    go = shutil.which("go")
+    if go is None:
+        pytest.skip("no Go toolchain: scripts/install-system-deps installs golang-go as root")
+    build = tmp_path_factory.mktemp("go")
+    (build / "main.go").write_text(GO_BOOTSTRAP)
+    env = {**os.environ, "CGO_ENABLED": "0", "GO111MODULE": "off", "GOFLAGS": ""}
+    env.setdefault("GOCACHE", str(Path.home() / ".cache" / "go-build"))
+    subprocess.run(
+        [go, "build", "-o", "bootstrap", "main.go"], cwd=build, env=env, check=True, timeout=300
+    )
+    return (build / "bootstrap").read_bytes()
+
+
+def test_go_bootstrap_event_error_and_timeout(lam, go_bootstrap):
+    name = _create(lam, {"bootstrap": go_bootstrap}, "provided.al2023", Timeout=1)
+    response, body = _invoke(lam, name, {"k": "v"})
+    assert "FunctionError" not in response, body
+    assert body == {"echo": {"k": "v"}, "fn": name, "deadline": True}
+    response, body = _invoke(lam, name, {"fail": True})
+    assert response["FunctionError"] == "Unhandled"
+    assert body == {"errorMessage": "go says no", "errorType": "errorString"}
+    response, body = _invoke(lam, name, {"sleep": True})
+    assert body["errorType"] == "Sandbox.Timedout"
+
+
+@pytest.fixture(scope="module")
+def aws_lambda_ric() -> dict[str, bytes]:
+    if shutil.which("autoreconf") is None or shutil.which("cmake") is None:
+        pytest.skip("aws-lambda-ric's native build needs autoconf, automake, libtool, cmake")
+    return vendored_aws_lambda_ric()
+
+
+@pytest.mark.timeout(600)  # the first run on a machine builds the client (~2 minutes)
+def test_official_node_client_runs_unmodified_as_a_custom_runtime(lam, aws_lambda_ric):
+    node = os.path.realpath(shutil.which("node") or "/usr/bin/node")
+    bootstrap = f"#!/bin/sh\nexec {node} node_modules/aws-lambda-ric/bin/index.mjs index.handler\n"
+    app = (
+        "exports.handler = async (event, context) => {\n"
+        "  if (event.fail) throw new TypeError('ric says no');\n"
+        "  if (event.sleep) await new Promise((r) => setTimeout(r, 60000));\n"
+        "  return { echo: event, fn: context.functionName,\n"
+        "           left: context.getRemainingTimeInMillis() };\n"
+        "};\n"
+    )
+    files = {"bootstrap": bootstrap, "index.js": app, **aws_lambda_ric}
+    name = _create(lam, files, "provided.al2023", handler="index.handler", Timeout=2)
+    response, body = _invoke(lam, name, {"k": [1]})
+    assert "FunctionError" not in response, body
+    assert body["echo"] == {"k": [1]}
+    assert body["fn"] == name
+    assert 0 < body["left"] <= 2000
+    response, body = _invoke(lam, name, {"fail": True})
+    assert response["FunctionError"] == "Unhandled"
+    assert (body["errorType"], body["errorMessage"]) == ("TypeError", "ric says no")
+    response, body = _invoke(lam, name, {"sleep": True})
+    assert body["errorType"] == "Sandbox.Timedout"
+
+
+# ---- Python: a dependency vendored in the zip --------------------------------------------
+
+
+def test_python_function_imports_a_dependency_bundled_in_its_zip(lam):
+    import jmespath  # pure Python, in the test venv; the function sees only its zip
+
+    package = Path(jmespath.__file__).parent
+    files: dict[str, str | bytes] = {
+        f"jmespath/{p.relative_to(package)}": p.read_bytes()
+        for p in package.rglob("*.py")
+        if "__pycache__" not in p.parts
+    }
+    files["app.py"] = (
+        "import jmespath\n"
+        "def handler(event, context):\n"
+        "    return {'found': jmespath.search('a.b[1]', event), 'from': jmespath.__file__}\n"
+    )
+    name = _create(lam, files, "python3.11")
+    _, body = _invoke(lam, name, {"a": {"b": [1, 2, 3]}})
+    assert body == {"found": 2, "from": "/var/task/jmespath/__init__.py"}
+
+
+# ---- the process sandbox runs every family too ---------------------------------------------
+
+
+def test_node_java_and_custom_runtimes_under_the_process_sandbox(tmp_path, go_bootstrap):
+    with CorralProcess(tmp_path, "--sandbox", "process") as server:
+        lam = lambda_client(server.url)
+        app = {"index.mjs": "export const handler = async (e) => e;"}
+        node = _create(lam, app, "nodejs20.x", handler="index.handler")
+        assert _invoke(lam, node, {"n": 1})[1] == {"n": 1}
+        go = _create(lam, {"bootstrap": go_bootstrap}, "provided.al2023")
+        assert _invoke(lam, go, {"g": 1})[1]["echo"] == {"g": 1}
+        if shutil.which("javac"):
+            java = _create(lam, {"Echo.java": "x"}, "java17", handler="example.Missing")
+            _, body = _invoke(lam, java, {})
+            assert body["errorType"] == "java.lang.ClassNotFoundException"

@@ -418,10 +418,14 @@ class FunctionService:
                 "while creating or updating functions."
             )
         if not self.runtimes.available(runtime):
-            supported = ", ".join(sorted(self.runtimes.describe()))
+            reason = self.runtimes.why_unavailable(runtime)
+            supported = ", ".join(
+                sorted(r for r in self.runtimes.describe() if self.runtimes.available(r))
+            )
             raise InvalidParameterValueException(
-                f"The runtime parameter of {runtime} is not supported by this Corral host. "
-                f"Supported runtimes: {supported}"
+                f"The runtime parameter of {runtime} is not supported by this Corral host"
+                + (f" ({reason})" if reason else "")
+                + f". Supported runtimes: {supported}"
             )
 
     @staticmethod

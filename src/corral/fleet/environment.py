@@ -49,6 +49,12 @@ INIT_TIMEOUT_S = 10.0  # Lambda's limit on the init phase of on-demand environme
 MIB = 1024 * 1024
 
 
+class RuntimeGone(Exception):
+    """A warm runtime exited between invocations, before it took the one handed to it
+    (Node's runtimes exit after reporting an unhandled rejection, as Lambda's do): the
+    invocation never ran, and the caller runs it on a new environment, as Lambda does."""
+
+
 class State(enum.Enum):
     STARTING = "starting"
     IDLE = "idle"
@@ -133,12 +139,12 @@ class Environment:
         Raises OSError if the runtime cannot be executed (the caller reports
         Runtime.InvalidEntrypoint).
         """
-        launch = self.ctx.runtimes.launch(self.config.runtime, self.code_dir)
+        launch = self.ctx.runtimes.launch(self.config.runtime, self.code_dir, self.config.memory_mb)
         opt_dir = await self.ctx.opt_dir(self.config.layers) if self.ctx.opt_dir else None
         spec = SandboxSpec(
             env_id=self.id,
             argv=self._entry_point(launch.argv, opt_dir),
-            env=self._environment_variables(opt_dir),
+            env=self._environment_variables(launch.env, opt_dir),
             code_dir=self.code_dir,
             opt_dir=opt_dir if self.config.layers else None,
             memory_mb=self.config.memory_mb,
@@ -162,7 +168,9 @@ class Environment:
         self._loop.add_reader(self._process.exit_fd, self._on_exit)
         self._init_timer = self._loop.call_later(INIT_TIMEOUT_S, self._on_init_timeout)
 
-    def _environment_variables(self, opt_dir: Path | None = None) -> dict[str, str]:
+    def _environment_variables(
+        self, runtime_env: dict[str, str], opt_dir: Path | None = None
+    ) -> dict[str, str]:
         """Lambda's environment variables; the sandbox adds AWS_LAMBDA_RUNTIME_API.
 
         Layer search paths name /opt where the sandbox mounts the layers there, else the
@@ -175,6 +183,7 @@ class Environment:
             "LANG": "en_US.UTF-8",
             "TZ": ":UTC",
             **search,
+            **runtime_env,
             **c.environment,
             "CORRAL_OPT_DIR": opt_root,
             "_HANDLER": c.handler,
@@ -465,6 +474,9 @@ class Environment:
             return
         status = process.returncode
         self._drain_output()
+        if self._current is None and self._future is not None and self._init_duration_ms:
+            future, self._pending, self._future = self._future, None, None
+            future.set_exception(RuntimeGone())
         inv = self._current or self._pending
         if inv is not None:
             detail = (

@@ -15,6 +15,7 @@ from typing import Protocol
 
 from corral.control.aliases import AliasService
 from corral.control.functions import FunctionService
+from corral.fleet.environment import RuntimeGone
 from corral.fleet.pool import Fleet
 from corral.invoke.streaming import InvokeStream
 from corral.model import limits
@@ -159,8 +160,20 @@ class InvokeService:
         outcome: asyncio.Future[InvokeOutcome] = asyncio.get_running_loop().create_future()
 
         def done(future: asyncio.Future[InvocationResult]) -> None:
-            self._leave(config.name)
             pool.release(env)
+            if isinstance(future.exception(), RuntimeGone):  # never ran: on a new one
+                retry = asyncio.ensure_future(self._run(config, inv))
+                _RETRIES.add(retry)
+                retry.add_done_callback(_RETRIES.discard)
+                retry.add_done_callback(finish)
+                return
+            finish(future)
+
+        def finish(future: asyncio.Future[InvocationResult]) -> None:
+            self._leave(config.name)
+            if future.exception() is not None:
+                outcome.set_exception(future.exception())
+                return
             result = future.result()
             for observer in self.observers:
                 observer.completed(config, SYNC, inv.request_id, result)
@@ -264,8 +277,11 @@ class InvokeService:
             return _start_failed(inv, exc)
         try:
             return await env.invoke(inv)
+        except RuntimeGone:
+            pass
         finally:
             pool.release(env)
+        return await self._run(config, inv)  # on a new environment: the warm one is gone
 
     async def run_queued(self, config: FunctionConfig, inv: Invocation) -> InvocationResult:
         """One attempt of a queued (Event) invocation, under the same concurrency rules as
@@ -283,6 +299,9 @@ class InvokeService:
     def running_by_function(self) -> dict[str, int]:
         """Invocations running now per function (all versions); absent means none."""
         return self._running
+
+
+_RETRIES: set[asyncio.Future[InvocationResult]] = set()  # retries in flight, kept referenced
 
 
 def _decrement(counts: dict[str, int], key: str) -> None:

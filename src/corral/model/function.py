@@ -17,12 +17,15 @@ from corral.model.layers import FunctionLayer
 
 PYTHON_RUNTIMES = ("python3.11", "python3.12", "python3.13")
 CUSTOM_RUNTIMES = ("provided", "provided.al2", "provided.al2023")
+NODE_RUNTIMES = ("nodejs20.x", "nodejs22.x", "nodejs24.x")
+JAVA_RUNTIMES = ("java8.al2", "java11", "java17", "java21", "java25")
+DOTNET_RUNTIMES = ("dotnet8", "dotnet10")
 # Runtimes in the botocore enum that Lambda has closed to creating and updating functions
 # (Lambda runtimes, "Runtime deprecation policy").
 DEPRECATED_RUNTIMES = frozenset(
     {
         "nodejs", "nodejs4.3", "nodejs4.3-edge", "nodejs6.10", "nodejs8.10", "nodejs10.x",
-        "nodejs12.x", "nodejs14.x", "nodejs16.x", "java8", "python2.7", "python3.6",
+        "nodejs12.x", "nodejs14.x", "nodejs16.x", "nodejs18.x", "java8", "python2.7", "python3.6",
         "python3.7", "python3.8", "dotnetcore1.0", "dotnetcore2.0", "dotnetcore2.1",
         "dotnetcore3.1", "dotnet6", "go1.x", "ruby2.5", "ruby2.7",
     }

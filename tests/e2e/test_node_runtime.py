@@ -1,0 +1,283 @@
+"""Node.js functions on Corral's own bootstrap: CommonJS and ES module handlers, async and
+callback styles, the context object, and Lambda's error shapes."""
+
+from __future__ import annotations
+
+import base64
+import json
+import urllib.request
+import uuid
+
+import pytest
+
+from tests.support import make_zip
+
+ROLE = "arn:aws:iam::000000000000:role/x"
+
+
+def _create(
+    lam, files: dict[str, str | bytes], handler="index.handler", runtime="nodejs20.x", **kw
+):
+    name = f"node-{uuid.uuid4().hex[:10]}"
+    lam.create_function(
+        FunctionName=name,
+        Runtime=runtime,
+        Role=ROLE,
+        Handler=handler,
+        Code={"ZipFile": make_zip(files)},
+        **kw,
+    )
+    return name
+
+
+def _invoke(lam, name: str, payload: object = None, **kw) -> tuple[dict, object]:
+    response = lam.invoke(FunctionName=name, Payload=json.dumps(payload).encode(), **kw)
+    return response, json.loads(response["Payload"].read())
+
+
+def _node_runtimes(corral_url: str) -> list[str]:
+    with urllib.request.urlopen(f"{corral_url}/corral/v1/runtimes", timeout=5) as response:
+        described = json.load(response)
+    return [r for r, v in described.items() if r.startswith("nodejs") and "unavailable" not in v]
+
+
+CONTEXT_APP = """
+exports.handler = async (event, context) => {
+  console.log('hello from', context.functionName);
+  return {
+    event,
+    version: process.versions.node,
+    functionName: context.functionName,
+    functionVersion: context.functionVersion,
+    arn: context.invokedFunctionArn,
+    memory: context.memoryLimitInMB,
+    requestId: context.awsRequestId,
+    logGroup: context.logGroupName,
+    logStream: context.logStreamName,
+    left: context.getRemainingTimeInMillis(),
+    waits: context.callbackWaitsForEmptyEventLoop,
+    clientContext: context.clientContext,
+    identity: context.identity === undefined ? null : context.identity,
+    nodePath: process.env.NODE_PATH,
+    handlerEnv: process.env._HANDLER,
+  };
+};
+"""
+
+
+def test_commonjs_handler_gets_the_event_and_context(lam, corral_url):
+    runtimes = _node_runtimes(corral_url)
+    assert "nodejs20.x" in runtimes
+    for runtime in runtimes:
+        name = _create(lam, {"index.js": CONTEXT_APP}, runtime=runtime, Timeout=7, MemorySize=256)
+        client_context = base64.b64encode(json.dumps({"custom": {"k": "v"}}).encode()).decode()
+        response, body = _invoke(lam, name, {"a": [1, "x"]}, ClientContext=client_context)
+        assert "FunctionError" not in response, body
+        assert body["event"] == {"a": [1, "x"]}
+        assert body["version"].split(".")[0] == runtime.removeprefix("nodejs").removesuffix(".x")
+        assert body["functionName"] == name
+        assert body["functionVersion"] == "$LATEST"
+        assert body["arn"].endswith(f":function:{name}")
+        assert body["memory"] == "256"
+        assert len(body["requestId"]) == 36
+        assert body["logGroup"] == f"/aws/lambda/{name}"
+        assert body["logStream"]
+        assert 0 < body["left"] <= 7000
+        assert body["waits"] is True
+        assert body["clientContext"]["custom"] == {"k": "v"}
+        assert body["identity"] is None
+        assert body["handlerEnv"] == "index.handler"
+        assert body["nodePath"].split(":")[:2] == [
+            f"/opt/nodejs/node{body['version'].split('.')[0]}/node_modules",
+            "/opt/nodejs/node_modules",
+        ]
+        assert body["nodePath"].endswith(":/var/task")
+
+
+def test_console_lines_carry_the_request_id(lam):
+    name = _create(lam, {"index.js": CONTEXT_APP})
+    response = lam.invoke(FunctionName=name, Payload=b"{}", LogType="Tail")
+    tail = base64.b64decode(response["LogResult"]).decode()
+    line = next(x for x in tail.splitlines() if "hello from" in x)
+    stamp, request_id, level, message = line.split("\t")
+    assert stamp.endswith("Z") and level == "INFO"
+    assert request_id == response["ResponseMetadata"]["HTTPHeaders"]["x-amzn-requestid"]
+    assert message == f"hello from {name}"
+
+
+def test_es_module_handlers(lam):
+    mjs = "export const handler = async (event) => ({ kind: 'mjs', got: event });\n"
+    name = _create(lam, {"app.mjs": mjs}, handler="app.handler")
+    assert _invoke(lam, name, 1)[1] == {"kind": "mjs", "got": 1}
+    # .js in a package whose package.json says "type": "module", in a subdirectory
+    files = {
+        "src/package.json": '{"type": "module"}',
+        "src/main.js": (
+            "import { helper } from './lib.js';\nexport const run = async () => helper();\n"
+        ),
+        "src/lib.js": "export const helper = () => ({ kind: 'esm-js' });\n",
+    }
+    name = _create(lam, files, handler="src/main.run")
+    assert _invoke(lam, name)[1] == {"kind": "esm-js"}
+
+
+def test_callback_handler_waits_for_the_event_loop(lam):
+    app = """
+let done = false;
+exports.handler = (event, context, callback) => {
+  if (event.second) return callback(null, { timerRan: done });
+  setTimeout(() => { done = true; }, 30);
+  callback(null, 'first');
+};
+"""
+    name = _create(lam, {"index.js": app})
+    assert _invoke(lam, name, {})[1] == "first"
+    # the response to the first was held until its timer had run, as Lambda does
+    assert _invoke(lam, name, {"second": True})[1] == {"timerRan": True}
+
+
+def test_callback_need_not_wait_for_the_event_loop(lam):
+    app = """
+exports.handler = (event, context, callback) => {
+  context.callbackWaitsForEmptyEventLoop = event.wait;
+  setTimeout(() => {}, 60000);  // would hold the answer past the timeout if waited for
+  callback(null, 'answered');
+};
+"""
+    name = _create(lam, {"index.js": app}, Timeout=2)
+    assert _invoke(lam, name, {"wait": False})[1] == "answered"
+    _, body = _invoke(lam, name, {"wait": True})
+    assert body["errorType"] == "Sandbox.Timedout"
+
+
+def test_callback_error_and_thrown_errors(lam):
+    app = """
+class ValidationError extends Error { constructor(m) { super(m); this.name = 'ValidationError'; } }
+exports.handler = async (event) => {
+  if (event.kind === 'custom') throw new ValidationError('bad input');
+  if (event.kind === 'string') throw 'just a string';
+  throw new Error('boom');
+};
+exports.cb = (event, context, callback) => callback(new TypeError('via callback'));
+"""
+    name = _create(lam, {"index.js": app})
+    response, body = _invoke(lam, name, {"kind": "plain"})
+    assert response["FunctionError"] == "Unhandled"
+    assert body["errorType"] == "Error"
+    assert body["errorMessage"] == "boom"
+    assert body["trace"][0] == "Error: boom"
+    assert any("/var/task/index.js" in line for line in body["trace"])
+    _, body = _invoke(lam, name, {"kind": "custom"})
+    assert (body["errorType"], body["errorMessage"]) == ("ValidationError", "bad input")
+    _, body = _invoke(lam, name, {"kind": "string"})
+    assert body == {"errorType": "string", "errorMessage": "just a string", "trace": []}
+    name = _create(lam, {"index.js": app}, handler="index.cb")
+    _, body = _invoke(lam, name, {})
+    assert (body["errorType"], body["errorMessage"]) == ("TypeError", "via callback")
+
+
+def test_unhandled_rejection_fails_the_invocation_and_the_next_one_runs(lam):
+    app = """
+let calls = 0;
+exports.handler = async (event) => {
+  calls += 1;
+  if (event.reject) {
+    Promise.reject(new Error('nobody caught me'));
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+  return { calls };
+};
+"""
+    name = _create(lam, {"index.js": app}, Timeout=5)
+    response, body = _invoke(lam, name, {"reject": True})
+    assert response["FunctionError"] == "Unhandled"
+    assert body["errorType"] == "Runtime.UnhandledPromiseRejection"
+    assert body["errorMessage"] == "Error: nobody caught me"
+    # the runtime exited after reporting it: a fresh environment serves the next call
+    response, body = _invoke(lam, name, {})
+    assert "FunctionError" not in response, body
+    assert body == {"calls": 1}
+
+
+@pytest.mark.parametrize(
+    ("files", "handler", "error_type", "message"),
+    [
+        ({"index.js": "exports.other = 1;"}, "missing.handler", "Runtime.ImportModuleError",
+         "Error: Cannot find module 'missing'"),
+        ({"index.js": "exports.other = 1;"}, "index.handler", "Runtime.HandlerNotFound",
+         "index.handler is undefined or not exported"),
+        ({"index.js": "exports.handler = 42;"}, "index.handler", "Runtime.HandlerNotFound",
+         "index.handler is not a function"),
+        ({"index.js": "exports.handler = async () => {;"}, "index.handler",
+         "Runtime.UserCodeSyntaxError", "SyntaxError: "),
+        ({"index.mjs": "export const handler = ) =>"}, "index.handler",
+         "Runtime.UserCodeSyntaxError", "SyntaxError: "),
+        ({"index.js": "require('not-installed');"}, "index.handler",
+         "Runtime.ImportModuleError", "Error: Cannot find module 'not-installed'"),
+        ({"index.js": "throw new RangeError('init failed');"}, "index.handler", "RangeError",
+         "init failed"),
+        ({"index.js": ""}, "index", "Runtime.MalformedHandlerName", "Bad handler"),
+    ],
+)  # fmt: skip
+def test_init_errors_have_lambdas_types(lam, files, handler, error_type, message):
+    name = _create(lam, files, handler=handler)
+    response, body = _invoke(lam, name, {})
+    assert response["FunctionError"] == "Unhandled"
+    assert body["errorType"] == error_type
+    assert body["errorMessage"].startswith(message)
+    assert isinstance(body["trace"], list)
+
+
+def test_bundled_node_modules_and_subdirectory_handlers(lam):
+    files = {
+        "node_modules/greeter/package.json": '{"name": "greeter", "main": "lib.js"}',
+        "node_modules/greeter/lib.js": "module.exports = (n) => `hello ${n}`;",
+        "handlers/api.js": "const g = require('greeter');\nexports.main = async (e) => g(e.who);",
+    }
+    name = _create(lam, files, handler="handlers/api.main")
+    assert _invoke(lam, name, {"who": "corral"})[1] == "hello corral"
+
+
+def test_timeout_kills_a_node_function(lam):
+    app = "exports.handler = () => new Promise(() => setInterval(() => {}, 1000));\n"
+    name = _create(lam, {"index.js": app}, Timeout=1)
+    response, body = _invoke(lam, name, {})
+    assert response["FunctionError"] == "Unhandled"
+    assert body["errorType"] == "Sandbox.Timedout"
+    assert body["errorMessage"].endswith("Task timed out after 1.00 seconds")
+
+
+def test_unserializable_result_is_an_error(lam):
+    app = "exports.handler = async () => { const a = {}; a.self = a; return a; };\n"
+    name = _create(lam, {"index.js": app})
+    response, body = _invoke(lam, name, {})
+    assert response["FunctionError"] == "Unhandled"
+    assert body["errorMessage"] == "Unable to stringify response body"
+
+
+def test_nodejs18_is_refused_as_lambda_does(lam):
+    with pytest.raises(lam.exceptions.InvalidParameterValueException) as err:
+        _create(lam, {"index.js": CONTEXT_APP}, runtime="nodejs18.x")
+    assert "nodejs18.x is no longer supported" in str(err.value)
+
+
+def test_streamify_response_handlers_answer_a_buffered_invoke(lam):
+    # awslambda.streamifyResponse, the global of Lambda's Node.js runtimes: the chunks go
+    # to the Runtime API as a streaming response; a plain Invoke gets them all at once.
+    app = """
+export const handler = awslambda.streamifyResponse(async (event, responseStream, context) => {
+  if (event.fail) throw new Error('failed before writing');
+  responseStream.setContentType('text/plain');
+  responseStream.write('hello ');
+  await new Promise((r) => setTimeout(r, 10));
+  responseStream.write(context.functionName);
+  responseStream.end();
+});
+"""
+    name = _create(lam, {"index.mjs": app})
+    response = lam.invoke(FunctionName=name, Payload=b"{}")
+    assert "FunctionError" not in response
+    assert response["Payload"].read() == f"hello {name}".encode()
+    response, body = _invoke(lam, name, {"fail": True})
+    assert response["FunctionError"] == "Unhandled"
+    assert (body["errorType"], body["errorMessage"]) == ("Error", "failed before writing")
