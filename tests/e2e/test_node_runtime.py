@@ -281,3 +281,55 @@ export const handler = awslambda.streamifyResponse(async (event, responseStream,
     response, body = _invoke(lam, name, {"fail": True})
     assert response["FunctionError"] == "Unhandled"
     assert (body["errorType"], body["errorMessage"]) == ("Error", "failed before writing")
+
+
+STREAMING_APP = """
+export const handler = awslambda.streamifyResponse(async (event, responseStream, context) => {
+  if (event.requestContext) {  // behind a function URL
+    responseStream = awslambda.HttpResponseStream.from(responseStream, {
+      statusCode: 201, headers: { 'x-node': 'yes' }, cookies: ['n=1'],
+    });
+  } else {
+    responseStream.setContentType('text/plain');
+  }
+  responseStream.write('one,');
+  responseStream.write('two');
+  if (event.failLate) throw new TypeError('failed after writing');
+  responseStream.end();
+});
+"""
+
+
+def test_streamify_response_streams_through_invoke_with_response_stream(lam):
+    name = _create(lam, {"index.mjs": STREAMING_APP})
+    response = lam.invoke_with_response_stream(FunctionName=name, Payload=b"{}")
+    events = list(response["EventStream"])
+    payload = b"".join(e["PayloadChunk"]["Payload"] for e in events if "PayloadChunk" in e)
+    assert payload == b"one,two"
+    assert events[-1] == {"InvokeComplete": {}}
+    # An error after the first byte comes as the runtime's trailers: InvokeComplete says so.
+    response = lam.invoke_with_response_stream(FunctionName=name, Payload=b'{"failLate": true}')
+    events = list(response["EventStream"])
+    complete = events[-1]["InvokeComplete"]
+    assert complete["ErrorCode"] == "TypeError"
+    assert complete["ErrorDetails"] == "failed after writing"
+
+
+def test_http_response_stream_sets_a_function_url_s_status_and_headers(corral_url, lam):
+    from tests.support import http_request
+
+    name = _create(lam, {"index.mjs": STREAMING_APP})
+    config = lam.create_function_url_config(
+        FunctionName=name, AuthType="NONE", InvokeMode="RESPONSE_STREAM"
+    )
+    url_id = config["FunctionUrl"].removeprefix("http://").split(".", 1)[0]
+    status, headers, body = http_request(
+        corral_url,
+        "POST",
+        f"/url/{url_id}/",
+        headers=[("Content-Type", "application/json")],
+        body=b'{"http": true}',
+    )
+    assert status == 201, body
+    assert ("x-node", "yes") in headers and ("set-cookie", "n=1") in headers
+    assert body == b"one,two"
