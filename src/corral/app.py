@@ -31,6 +31,7 @@ from corral.http.app import RootApp
 from corral.http.corral_api import CorralApi
 from corral.http.event_config_api import EventConfigApi
 from corral.http.lambda_api import LambdaApi
+from corral.http.logs_api import LogsApi
 from corral.http.metrics_api import MetricsApi
 from corral.http.provisioned_api import ProvisionedApi
 from corral.http.resource_api import ResourceApi
@@ -46,7 +47,7 @@ from corral.store.event_configs import EventConfigStore
 from corral.store.metering import MeteringStore
 from corral.store.queue import SqliteEventQueue
 from corral.store.resources import ResourceStore  # declares its tables: before Database
-from corral.telemetry.logs import FunctionLogs
+from corral.telemetry.logs import FunctionLogs, LogLimits
 from corral.telemetry.metering import Metering, PriceTable
 from corral.telemetry.metrics import InvocationMetrics, StateCollector
 
@@ -68,7 +69,9 @@ class Corral:
         self.scope = Scope(settings.region, settings.account)
         self.db = Database.sqlite(data / "corral.db")
         self.code = CodeStore(data / "code")
-        self.logs = FunctionLogs(data / "logs")
+        self.logs = FunctionLogs(
+            data / "logs", LogLimits(settings.log_group_max_bytes, settings.log_rate_bytes_per_s)
+        )
         self.runtimes = RuntimeCatalogue()
         self.sandbox = build_sandbox(settings.sandbox, data / "run", self.runtimes)
         self.fleet = Fleet(
@@ -150,6 +153,7 @@ class Corral:
                 self.metering,
             ),
             MetricsApi(self.registry),
+            LogsApi(self.logs, self.scope),
         )
 
     def environment_states(self) -> list[tuple[str, str, str]]:
@@ -173,6 +177,9 @@ class Corral:
         if released:
             log.warning("%d queued event(s) were running when the last server stopped", released)
         self.background.start(self.dispatcher.run(), "event dispatcher")
+        self.background.start(
+            self.logs.run_sweeper(self.settings.log_sweep_interval_s), "log retention"
+        )
         print(
             f"corral listening on {self.ready_url} "
             f"(data: {self.settings.data_dir}, sandbox: {self.sandbox.name})",
