@@ -88,7 +88,12 @@ class LogsApi:
 
     def _validate(self, shape: str, params: dict) -> None:
         if self._validator is None:  # ~30 ms, once: most servers never serve this API
-            self._validator = InputValidator(ServiceModel.load(_MODEL_DIR).shapes, rules={})
+            shapes = dict(ServiceModel.load(_MODEL_DIR).shapes)
+            # Tags are accepted and ignored: their key pattern (\p{L}...) is Java-only regex.
+            create = shapes["CreateLogGroupRequest"]
+            members = {k: v for k, v in create["members"].items() if k != "tags"}
+            shapes["CreateLogGroupRequest"] = {**create, "members": members}
+            self._validator = InputValidator(shapes, rules={})
         try:
             self._validator.validate(shape, params)
         except InvalidRequestContentException as exc:

@@ -113,11 +113,11 @@ def get_events(
     limit: int,
     token: str | None,
 ) -> dict:
+    kind, position = model.decode_token(token, "fb") if token else ("", (0, 0, 0))
     stream = db.stream(group, stream_name)
     if stream is None:
         raise model.group_not_found() if db.group(group) is None else model.stream_not_found()
     if token:
-        kind, position = model.decode_token(token, "fb")
         forward = kind == "f"
     elif start_from_head:
         forward, position = True, (0, 0, -1)

@@ -48,6 +48,7 @@ class LogStream:
         "carry",
         "carry_ms",
         "carry_seen",
+        "cutting",
         "dropped_bytes",
         "dropped_lines",
         "function",
@@ -69,6 +70,7 @@ class LogStream:
         self.carry = b""  # output after its last newline, not an event yet
         self.carry_ms = 0
         self.carry_seen = False
+        self.cutting = False  # the rest of a line cut at EVENT_MAX_BYTES is being dropped
         self.stream_id: int | None = None
         self.window_start = 0.0
         self.window_bytes = 0
@@ -167,6 +169,10 @@ class FunctionLogs:
         events: list[list] = []
         pending, stream.pending = stream.pending, []
         for ms, output, line in pending:
+            if output is not None and stream.cutting:
+                end = output.find(b"\n")
+                stream.cutting = end < 0
+                output = b"" if end < 0 else output[end + 1 :]
             if output is not None:
                 if not stream.carry:
                     stream.carry_ms = ms
@@ -178,8 +184,10 @@ class FunctionLogs:
                     messages, _ = model.split_lines(stream.carry + b"\n")
                     events.extend([ms, m] for m in messages)
                     stream.carry = b""
+                    stream.cutting = True
             else:
                 self._end_carry(stream, events)
+                stream.cutting = False
                 events.extend([ms, m] for m in model.split_lines(line or b"")[0])
         if stream.carry and stream.carry_seen:  # no newline came for a whole flush
             self._end_carry(stream, events)
