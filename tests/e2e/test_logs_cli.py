@@ -21,6 +21,7 @@ from tests.support import make_zip, wait_until
 AWS_V1 = str(Path(sys.executable).with_name("aws"))
 AWS_V2 = "/usr/bin/aws"
 ROLE = "arn:aws:iam::000000000000:role/x"
+_NONE_SUCH = ("--log-group-name", "/aws/lambda/none-such")
 SOURCE = "def handler(event, context):\n    print(event['say'])\n    return 'ok'\n"
 
 
@@ -122,8 +123,7 @@ def test_cli_reads_streams_events_and_filters(lam, corral_url, cli_env, function
 
 def test_cli_error_for_unknown_group(corral_url, cli_env):
     result = subprocess.run(
-        [AWS_V1, "logs", "--endpoint-url", corral_url, "describe-log-streams"]
-        + ["--log-group-name", "/aws/lambda/none-such"],
+        [AWS_V1, "logs", "--endpoint-url", corral_url, "describe-log-streams", *_NONE_SUCH],
         env=cli_env,
         capture_output=True,
         text=True,
@@ -139,8 +139,7 @@ def test_aws_logs_tail_follow_prints_new_invocations(lam, corral_url, cli_env, f
     group = f"/aws/lambda/{function}"
     wait_until(lambda: _streams(cli_env, corral_url, group), what="the log group")
     tail = subprocess.Popen(
-        [AWS_V2, "logs", "tail", group, "--follow", "--format", "short"]
-        + ["--endpoint-url", corral_url],
+        [AWS_V2, "logs", "tail", group, "--follow", "--format", "short", *_at(corral_url)],
         env=cli_env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -160,6 +159,10 @@ def test_aws_logs_tail_follow_prints_new_invocations(lam, corral_url, cli_env, f
     finally:
         tail.kill()
         tail.wait(timeout=10)
+
+
+def _at(url: str) -> tuple[str, str]:
+    return ("--endpoint-url", url)
 
 
 def _read_until(lines: queue.Queue[str], text: str, process: subprocess.Popen) -> list[str]:
