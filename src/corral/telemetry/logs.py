@@ -236,10 +236,13 @@ class FunctionLogs:
         if not self.db.delete_group(group):
             return False
         self._group_bytes.pop(group, None)
+        self._forget_stream_ids(group)
+        return True
+
+    def _forget_stream_ids(self, group: str) -> None:
         for stream in self._open:
             if stream.group == group:
                 stream.stream_id = None
-        return True
 
     def sweep(self, now_ms: int | None = None) -> int:
         """Apply every group's retention. Returns the bytes freed."""
@@ -249,6 +252,7 @@ class FunctionLogs:
             gone = self.db.expire(group, now_ms - days * DAY_MS)
             if gone:
                 self._group_bytes[group] = self._group_bytes.get(group, 0) - gone
+                self._forget_stream_ids(group)  # streams left empty may have been deleted
             freed += gone
         return freed
 
