@@ -310,9 +310,9 @@ class Environment:
                     )
                 )
         else:
-            self._platform(report.end_line(inv.request_id))
             self._platform(
-                report.report_line(
+                report.end_line(inv.request_id)
+                + report.report_line(
                     inv.request_id,
                     duration_ms,
                     billed_ms(duration_ms),

@@ -1,10 +1,13 @@
 """Log groups, streams and events on disk: SQLite in its own file (`logs.db`).
 
-Events are stored in chunks: one row per stream per flush, holding that flush's events as
-JSON `[[timestamp_ms, message], ...]`. The invoke path never touches this; the buffered
-writer in `corral.telemetry.logs` inserts a few chunks per flush, and a chunk is also the
-unit that caps and retention delete. Stored bytes are counted per group and per stream.
-Used from the event loop thread only (sync; every call is short and bounded).
+Events are stored in chunks: one row per stream per flush, holding that flush's lines as
+segments `b"<timestamp ms> <length>\\n" + <length bytes of whole lines>`, the lines of a
+segment sharing its timestamp; a chunk is parsed into events (one per non-empty line,
+cut at EVENT_MAX_BYTES) only when read, so storing costs no per-line work. The invoke path
+never touches this; the buffered writer in `corral.telemetry.logs` inserts a few chunks
+per flush, and a chunk is also the unit that caps and retention delete. Stored bytes are
+counted per group and per stream. Used from the event loop thread only (sync; every call
+is short and bounded).
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import orjson
+from corral.model.logs import split_lines
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS log_groups (
@@ -81,9 +84,33 @@ class Chunk:
     ingestion_ms: int
     data: bytes
 
-    def events(self) -> list[list]:
-        """[[timestamp_ms, message], ...] in the order they were written."""
-        return orjson.loads(self.data)
+    def events(self) -> list[tuple[int, str]]:
+        """[(timestamp_ms, message), ...] in the order they were written."""
+        return parse_segments(self.data)
+
+
+def segment(timestamp_ms: int, lines: bytes) -> bytes:
+    """One stored segment: `lines` (whole lines, ending in a newline) at one timestamp."""
+    return b"%d %d\n" % (timestamp_ms, len(lines)) + lines
+
+
+def segments_time_range(segments: list[bytes]) -> tuple[int, int]:
+    """The first and last timestamp of `segments` (as `segment` made them, in time order)."""
+    first, last = segments[0], segments[-1]
+    return int(first[: first.index(b" ")]), int(last[: last.index(b" ")])
+
+
+def parse_segments(data: bytes) -> list[tuple[int, str]]:
+    events = []
+    pos, size = 0, len(data)
+    while pos < size:
+        eol = data.index(b"\n", pos)
+        stamp, length = data[pos:eol].split(b" ")
+        start, pos = eol + 1, eol + 1 + int(length)
+        ts = int(stamp)
+        messages, _ = split_lines(data[start:pos])
+        events.extend((ts, message) for message in messages)
+    return events
 
 
 _GROUP_COLUMNS = "name, created_ms, retention_days, stored_bytes"

@@ -23,11 +23,11 @@ import weakref
 from dataclasses import dataclass
 from pathlib import Path
 
-import orjson
-
 from corral.model import logs as model
 from corral.model.report import logs_dropped_record
-from corral.store.logs import LogDatabase
+from corral.store.logs import LogDatabase, segment, segments_time_range
+
+_time = time.time
 
 FLUSH_DELAY_S = 0.05
 READ_LIMIT_BYTES = 1 << 20
@@ -66,7 +66,7 @@ class LogStream:
         self.group = group
         self.name = name
         self.json_format = json_format
-        self.pending: list[tuple[int, bytes | None, bytes | None]] = []  # ms, output, platform
+        self.pending: list[tuple[int, bytes, bool]] = []  # ms, data, is function output
         self.carry = b""  # output after its last newline, not an event yet
         self.carry_ms = 0
         self.carry_seen = False
@@ -120,12 +120,13 @@ class FunctionLogs:
             data = kept
         stream.window_bytes += len(data)
         if data:
-            stream.pending.append((model.now_ms(), data, None))
+            stream.pending.append((int(_time() * 1000), data, True))
         self._mark(stream)
 
-    def platform(self, stream: LogStream, line: bytes) -> None:
-        """A platform line (START, REPORT, ...; one event each), never dropped."""
-        stream.pending.append((model.now_ms(), None, line))
+    def platform(self, stream: LogStream, lines: bytes) -> None:
+        """Platform lines (START; END and REPORT; ...), each ending in a newline and each
+        one event; never dropped."""
+        stream.pending.append((int(_time() * 1000), lines, False))
         self._mark(stream)
 
     def _mark(self, stream: LogStream) -> None:
@@ -140,18 +141,17 @@ class FunctionLogs:
         ingestion_ms = model.now_ms()
         rows = []
         for stream in dirty.values():
-            events = self._events(stream, ingestion_ms)
+            segments = self._segments(stream, ingestion_ms)
             if stream.dropped_bytes or stream.carry:
                 self._dirty[id(stream)] = stream  # report or finish them on a later flush
-            if not events:
+            if not segments:
                 continue
             if stream.stream_id is None:
                 stream.stream_id = self.db.stream_id(
                     stream.group, stream.name, stream.function, ingestion_ms
                 )
-            data = orjson.dumps(events)
-            first = min(e[0] for e in events)
-            last = max(e[0] for e in events)
+            data = b"".join(segments)
+            first, last = segments_time_range(segments)
             rows.append((stream.stream_id, stream.group, first, last, ingestion_ms, data))
             self._group_bytes[stream.group] = self._group_bytes.get(stream.group, 0) + len(data)
         if rows:
@@ -165,49 +165,52 @@ class FunctionLogs:
         if self._dirty and self._flush_handle is None and not self._closing:
             self._flush_handle = asyncio.get_running_loop().call_later(FLUSH_DELAY_S, self.flush)
 
-    def _events(self, stream: LogStream, ingestion_ms: int) -> list[list]:
-        events: list[list] = []
+    def _segments(self, stream: LogStream, ingestion_ms: int) -> list[bytes]:
+        """The stream's pending output as stored segments (`corral.store.logs`): whole
+        lines only; a line's start time is its timestamp. No per-line work here."""
+        segments: list[bytes] = []
         pending, stream.pending = stream.pending, []
-        for ms, output, line in pending:
-            if output is not None and stream.cutting:
-                end = output.find(b"\n")
-                stream.cutting = end < 0
-                output = b"" if end < 0 else output[end + 1 :]
-            if output is not None:
-                if not stream.carry:
-                    stream.carry_ms = ms
-                messages, stream.carry = model.split_lines(stream.carry + output)
-                events.extend([stream.carry_ms, m] for m in messages)
-                stream.carry_ms = ms
-                stream.carry_seen = False
-                if len(stream.carry) > model.EVENT_MAX_BYTES:
-                    messages, _ = model.split_lines(stream.carry + b"\n")
-                    events.extend([ms, m] for m in messages)
-                    stream.carry = b""
-                    stream.cutting = True
-            else:
-                self._end_carry(stream, events)
+        for ms, data, is_output in pending:
+            if not is_output:
+                self._end_carry(stream, segments)
                 stream.cutting = False
-                events.extend([ms, m] for m in model.split_lines(line or b"")[0])
+                segments.append(segment(ms, data))
+                continue
+            if stream.cutting:
+                end = data.find(b"\n")
+                stream.cutting = end < 0
+                data = b"" if end < 0 else data[end + 1 :]
+            at = stream.carry_ms if stream.carry else ms
+            data = stream.carry + data
+            cut = data.rfind(b"\n") + 1
+            if cut:
+                segments.append(segment(at, data[:cut]))
+            stream.carry, stream.carry_ms = data[cut:], (ms if cut else at)
+            stream.carry_seen = False
+            if len(stream.carry) > model.EVENT_MAX_BYTES:
+                stream.carry = stream.carry[: model.EVENT_MAX_BYTES] + b"\n"
+                stream.cutting = True
+                self._end_carry(stream, segments)
         if stream.carry and stream.carry_seen:  # no newline came for a whole flush
-            self._end_carry(stream, events)
+            self._end_carry(stream, segments)
         stream.carry_seen = bool(stream.carry)
         if stream.dropped_bytes and time.monotonic() - stream.window_start >= 1.0:
-            events.append([ingestion_ms, self._dropped_line(stream, ingestion_ms)])
+            line = self._dropped_line(stream, ingestion_ms).encode() + b"\n"
+            segments.append(segment(ingestion_ms, line))
             stream.dropped_bytes = stream.dropped_lines = 0
-        return events
+        return segments
 
     def _report_dropped(self, stream: LogStream) -> None:
         at_ms = model.now_ms()
         line = self._dropped_line(stream, at_ms).encode() + b"\n"
-        stream.pending.append((at_ms, None, line))
+        stream.pending.append((at_ms, line, False))
         stream.dropped_bytes = stream.dropped_lines = 0
 
     @staticmethod
-    def _end_carry(stream: LogStream, events: list[list]) -> None:
+    def _end_carry(stream: LogStream, segments: list[bytes]) -> None:
         if stream.carry:
-            messages, _ = model.split_lines(stream.carry + b"\n")
-            events.extend([stream.carry_ms, m] for m in messages)
+            carry = stream.carry if stream.carry.endswith(b"\n") else stream.carry + b"\n"
+            segments.append(segment(stream.carry_ms, carry))
             stream.carry = b""
 
     def _dropped_line(self, stream: LogStream, at_ms: int) -> str:
