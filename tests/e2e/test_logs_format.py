@@ -30,6 +30,8 @@ def handler(event, context):
     except ValueError:
         logger.exception("caught")
     print("plain print")
+    print('{"level": "debug", "msg": "printed debug"}')
+    print('{"level": "error", "msg": "printed error"}')
     if event.get("fail"):
         raise KeyError("failed on purpose")
     return {
@@ -98,7 +100,7 @@ def test_json_format_writes_lambda_records_filtered_by_application_level(lam, lo
     start = records[0]
     assert start["type"] == "platform.start" and STAMP.match(start["time"])
     assert start["record"] == {"requestId": request_id, "version": "$LATEST"}
-    app = [r for r in records if "level" in r]
+    app = [r for r in records if "logger" in r]
     assert [(r["level"], r["message"], r["logger"]) for r in app] == [
         ("WARNING", "warned 1", "app"),
         ("ERROR", "caught", "app"),
@@ -108,6 +110,9 @@ def test_json_format_writes_lambda_records_filtered_by_application_level(lam, lo
     assert app[1]["stackTrace"] and "location" in app[1]
     assert "plain print" in messages
     assert not any("info line" in m or "debug line" in m for m in messages)
+    # Printed JSON with a "level" is filtered by the platform too.
+    assert '{"level": "error", "msg": "printed error"}' in messages
+    assert not any("printed debug" in m for m in messages)
     report = records[-1]
     assert report["type"] == "platform.report" and report["record"]["status"] == "success"
     assert report["record"]["requestId"] == request_id

@@ -118,7 +118,11 @@ class Environment:
         self._json_logs = config.log_format == "JSON"
         self._system_rank = level_rank(config.system_log_level) if self._json_logs else 0
         self._log = ctx.logs.open_stream(
-            config.name, config.effective_log_group, self.log_stream, self._json_logs
+            config.name,
+            config.effective_log_group,
+            self.log_stream,
+            self._json_logs,
+            (config.application_log_level or "INFO") if self._json_logs else None,
         )
         self._tail: bytearray | None = None  # the invocation's log, kept for LogType Tail
         self._start_logged = False

@@ -14,6 +14,8 @@ import re
 import time
 from dataclasses import dataclass
 
+import orjson
+
 # PutRetentionPolicy's allowed values (the `Days` shape's documentation).
 RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827)
 RETENTION_DAYS += (2192, 2557, 2922, 3288, 3653)
@@ -205,6 +207,22 @@ _LEVEL_ORDER |= {"FATAL": 5, "CRITICAL": 5}
 
 def level_rank(level: str | None) -> int:
     return _LEVEL_ORDER.get((level or "INFO").upper(), 2)
+
+
+def drop_below_level(lines: bytes, min_rank: int) -> bytes:
+    """`lines` without the JSON objects whose "level" ranks below `min_rank`: Lambda's
+    filtering of application logs ("Log-level filtering"; other lines count as INFO)."""
+    kept = []
+    for line in lines.split(b"\n"):
+        if line.startswith(b"{") and b'"level"' in line:
+            try:
+                level = orjson.loads(line).get("level")
+            except (orjson.JSONDecodeError, AttributeError):
+                level = None
+            if isinstance(level, str) and level_rank(level) < min_rank:
+                continue
+        kept.append(line)
+    return b"\n".join(kept)
 
 
 def iso_ms(epoch_ms: int) -> str:

@@ -54,6 +54,7 @@ class LogStream:
         "function",
         "group",
         "json_format",
+        "min_level",
         "name",
         "pending",
         "stream_id",
@@ -61,11 +62,14 @@ class LogStream:
         "window_start",
     )
 
-    def __init__(self, function: str, group: str, name: str, json_format: bool) -> None:
+    def __init__(
+        self, function: str, group: str, name: str, json_format: bool, min_level: int = 0
+    ) -> None:
         self.function = function
         self.group = group
         self.name = name
         self.json_format = json_format
+        self.min_level = min_level  # ApplicationLogLevel's rank (model.level_rank); 0: all
         self.pending: list[tuple[int, bytes, bool]] = []  # ms, data, is function output
         self.carry = b""  # output after its last newline, not an event yet
         self.carry_ms = 0
@@ -97,9 +101,17 @@ class FunctionLogs:
     # ---- writing -------------------------------------------------------------------
 
     def open_stream(
-        self, function: str, group: str, name: str, json_format: bool = False
+        self,
+        function: str,
+        group: str,
+        name: str,
+        json_format: bool = False,
+        application_log_level: str | None = None,
     ) -> LogStream:
-        stream = LogStream(function, group, name, json_format)
+        """A stream for one environment. With `application_log_level` (JSON format),
+        output lines that are JSON objects with a lower "level" are not stored."""
+        min_level = model.level_rank(application_log_level) if application_log_level else 0
+        stream = LogStream(function, group, name, json_format, min_level)
         self._open.add(stream)
         return stream
 
@@ -184,7 +196,10 @@ class FunctionLogs:
             data = stream.carry + data
             cut = data.rfind(b"\n") + 1
             if cut:
-                segments.append(segment(at, data[:cut]))
+                lines = data[:cut]
+                if stream.min_level and b'"level"' in lines:
+                    lines = model.drop_below_level(lines, stream.min_level)
+                segments.append(segment(at, lines))
             stream.carry, stream.carry_ms = data[cut:], (ms if cut else at)
             stream.carry_seen = False
             if len(stream.carry) > model.EVENT_MAX_BYTES:

@@ -63,3 +63,15 @@ def test_tokens_round_trip_and_refuse_garbage():
     assert logs.decode_page_token(logs.encode_page_token(100)) == 100
     with pytest.raises(logs.InvalidParameterException):
         logs.decode_page_token("!!")
+
+
+def test_drop_below_level_filters_json_lines_only():
+    lines = (
+        b'{"level": "debug", "m": 1}\n'
+        b'{"level": "ERROR", "m": 2}\n'
+        b"plain\n"
+        b'{"level": "bogus", "m": 3}\n'
+        b'{"level": 5}\n'
+    )
+    kept = logs.drop_below_level(lines, logs.level_rank("WARN"))
+    assert kept == b'{"level": "ERROR", "m": 2}\nplain\n{"level": 5}\n'
