@@ -126,10 +126,23 @@ class LogDatabase:
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
+        # Checkpoints (the only fsyncs in WAL mode with synchronous=NORMAL) are run by
+        # `checkpoint` from another thread, never by a commit on the event loop.
+        self._db.execute("PRAGMA wal_autocheckpoint=0")
         self._db.executescript(_SCHEMA)
+        self._path = path
 
     def close(self) -> None:
         self._db.close()
+
+    def checkpoint(self) -> None:
+        """Copy the WAL into the database file so it can be reused. Blocking (fsync): run
+        it in a worker thread; it does not block the writer."""
+        db = sqlite3.connect(self._path, isolation_level=None)
+        try:
+            db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        finally:
+            db.close()
 
     # ---- groups ---------------------------------------------------------------------
 
@@ -226,13 +239,20 @@ class LogDatabase:
                     (size, group),
                 )
 
-    def stream_chunks(self, stream_id: int, after_id: int, before_id: int, newest_first: bool):
-        """Chunks of one stream with after_id < id < before_id, in id order or reversed."""
+    def stream_chunks(
+        self,
+        stream_id: int,
+        ids: tuple[int, int],
+        time_range: tuple[int, int] = (0, 1 << 62),
+        newest_first: bool = False,
+    ):
+        """Chunks of one stream with ids[0] < id < ids[1] that may hold events in
+        [time_range[0], time_range[1]), in id order or reversed."""
         order = "DESC" if newest_first else "ASC"
         return self._chunks(
             f"SELECT {_CHUNK_COLUMNS} FROM log_chunks WHERE stream_id = ? AND id > ? AND id < ? "
-            f"ORDER BY id {order}",
-            (stream_id, after_id, before_id),
+            f"AND last_ms >= ? AND first_ms < ? ORDER BY id {order}",
+            (stream_id, *ids, *time_range),
         )
 
     def group_chunks(self, group: str, from_ms: int, to_ms: int, stream_ids: list[int] | None):

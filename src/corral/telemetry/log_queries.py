@@ -17,7 +17,7 @@ from corral.model.arn import Scope
 from corral.model.logs import FilterPattern, Position
 from corral.store.logs import GroupRow, LogDatabase, StreamRow
 
-SCAN_BUDGET_BYTES = 8 * 1024 * 1024
+SCAN_BUDGET_BYTES = 4 * 1024 * 1024
 _END = 1 << 62  # beyond every chunk id and index
 
 
@@ -143,7 +143,7 @@ def get_events(
 
 
 def _latest_chunk(db: LogDatabase, stream_id: int) -> int:
-    for chunk in db.stream_chunks(stream_id, 0, _END, newest_first=True):
+    for chunk in db.stream_chunks(stream_id, (0, _END), newest_first=True):
         return chunk.id
     return 0
 
@@ -154,7 +154,7 @@ def _in_range(ts: int, time_range: tuple[int, int]) -> bool:
 
 def _forward(db, stream_id: int, after: Position, time_range, limit: int) -> list:
     found, size = [], 0
-    for chunk in db.stream_chunks(stream_id, after[1] - 1, _END, newest_first=False):
+    for chunk in db.stream_chunks(stream_id, (after[1] - 1, _END), time_range):
         for index, (ts, message) in enumerate(chunk.events()):
             if (chunk.id, index) <= (after[1], after[2]) or not _in_range(ts, time_range):
                 continue
@@ -167,7 +167,8 @@ def _forward(db, stream_id: int, after: Position, time_range, limit: int) -> lis
 
 def _backward(db, stream_id: int, before: Position, time_range, limit: int) -> list:
     found, size = [], 0
-    for chunk in db.stream_chunks(stream_id, 0, min(before[1] + 1, _END), newest_first=True):
+    ids = (0, min(before[1] + 1, _END))
+    for chunk in db.stream_chunks(stream_id, ids, time_range, newest_first=True):
         events = chunk.events()
         for index in range(len(events) - 1, -1, -1):
             ts, message = events[index]

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 import weakref
 from dataclasses import dataclass
@@ -28,8 +29,10 @@ from corral.model.report import logs_dropped_record
 from corral.store.logs import LogDatabase, segment, segments_time_range
 
 _time = time.time
+log = logging.getLogger("corral.logs")
 
 FLUSH_DELAY_S = 0.05
+CHECKPOINT_BYTES = 4 * 1024 * 1024  # written to the WAL before a checkpoint is due
 READ_LIMIT_BYTES = 1 << 20
 DAY_MS = 86_400_000
 
@@ -97,6 +100,8 @@ class FunctionLogs:
         self._closed = asyncio.Event()
         self._open: weakref.WeakSet[LogStream] = weakref.WeakSet()
         self._group_bytes = self.db.group_sizes()
+        self._since_checkpoint = 0
+        self._checkpointing: asyncio.Future[None] | None = None
 
     # ---- writing -------------------------------------------------------------------
 
@@ -168,6 +173,9 @@ class FunctionLogs:
             self._group_bytes[stream.group] = self._group_bytes.get(stream.group, 0) + len(data)
         if rows:
             self.db.add_chunks(rows)
+            self._since_checkpoint += sum(len(row[5]) for row in rows)
+            if self._since_checkpoint >= CHECKPOINT_BYTES:
+                self._checkpoint()
             for group in {row[1] for row in rows}:
                 self._enforce_cap(group)
             for function in {s.function for s in dirty.values()}:
@@ -239,6 +247,15 @@ class FunctionLogs:
             return record.decode().rstrip("\n")
         return f"[Corral] {reason}: {stream.dropped_lines} line(s), {stream.dropped_bytes} bytes"
 
+    def _checkpoint(self) -> None:
+        """Start a WAL checkpoint in a worker thread unless one is running."""
+        if self._checkpointing is not None and not self._checkpointing.done():
+            return
+        self._since_checkpoint = 0
+        loop = asyncio.get_running_loop()
+        self._checkpointing = loop.run_in_executor(None, self.db.checkpoint)
+        self._checkpointing.add_done_callback(_log_failure)
+
     def _enforce_cap(self, group: str) -> None:
         excess = self._group_bytes.get(group, 0) - self.limits.group_max_bytes
         if excess > 0:
@@ -275,8 +292,10 @@ class FunctionLogs:
         return freed
 
     async def run_sweeper(self, interval_s: float) -> None:
+        """Apply retention every `interval_s`, and checkpoint the WAL, until shutdown."""
         while not self._closing:
             self.sweep()
+            self._checkpoint()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._closed.wait(), interval_s)
 
@@ -310,6 +329,7 @@ class FunctionLogs:
         self._closed.set()
 
     def close(self) -> None:
+        """Store what is buffered and close the database (after the loop's last flush)."""
         self._closing = True
         if self._flush_handle:
             self._flush_handle.cancel()
@@ -323,3 +343,8 @@ class FunctionLogs:
             stream.carry_seen = True  # nothing more will come: store partial lines too
         self.flush()
         self._flush_handle = None
+
+
+def _log_failure(future: asyncio.Future[None]) -> None:
+    if not future.cancelled() and future.exception() is not None:
+        log.error("log checkpoint failed", exc_info=future.exception())
