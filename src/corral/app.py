@@ -50,6 +50,7 @@ from corral.store.resources import ResourceStore  # declares its tables: before 
 from corral.telemetry.logs import FunctionLogs, LogLimits
 from corral.telemetry.metering import Metering, PriceTable
 from corral.telemetry.metrics import InvocationMetrics, StateCollector
+from corral.telemetry.tracing import SpanExporter
 
 log = logging.getLogger("corral")
 
@@ -102,6 +103,10 @@ class Corral:
         self.functions.on_function_delete.append(self.metrics.forget)
         prices = PriceTable(settings.price_gb_second_usd, settings.price_million_requests_usd)
         self.metering = Metering(MeteringStore.sqlite(data / "metering.db"), prices)
+        self.spans = (
+            SpanExporter(settings.otlp_endpoint, self.scope) if settings.otlp_endpoint else None
+        )
+        observers = (self.metrics, self.metering) + ((self.spans,) if self.spans else ())
         self.invoker = InvokeService(
             self.functions,
             self.aliases,
@@ -109,7 +114,7 @@ class Corral:
             self.fleet,
             self.scope,
             self.events,
-            (self.metrics, self.metering),
+            observers,
         )
         self.registry.register(self.metrics)
         self.registry.register(
@@ -180,6 +185,8 @@ class Corral:
         self.background.start(
             self.logs.run_sweeper(self.settings.log_sweep_interval_s), "log retention"
         )
+        if self.spans:
+            self.background.start(self.spans.run(), "OTLP span export")
         print(
             f"corral listening on {self.ready_url} "
             f"(data: {self.settings.data_dir}, sandbox: {self.sandbox.name})",
@@ -188,6 +195,8 @@ class Corral:
 
     async def shutdown(self) -> None:
         self.dispatcher.stop()
+        if self.spans:
+            self.spans.stop()
         await self.background.drain(SHUTDOWN_DRAIN_S)
         await self.dispatcher.close()
         await self.fleet.shutdown()

@@ -42,6 +42,9 @@ def serve(
         min=1024,
         help="Bytes of function output logged per environment and second; the rest is dropped.",
     ),
+    otlp_endpoint: str = typer.Option(
+        "", help="OTLP/HTTP collector (http://host:4318): export a span per invocation."
+    ),
     region: str = typer.Option("us-east-1", help="Region named in ARNs."),
     account: str = typer.Option("000000000000", help="Account id named in ARNs."),
 ) -> None:
@@ -61,6 +64,7 @@ def serve(
         price_million_requests_usd=price_million_requests,
         log_group_max_bytes=log_group_max_bytes,
         log_rate_bytes_per_s=log_rate_limit,
+        otlp_endpoint=otlp_endpoint or None,
     )
     from corral.app import serve as run
 

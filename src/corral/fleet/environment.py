@@ -330,6 +330,7 @@ class Environment:
             result.log_tail = bytes(self._tail[-limits.LOG_TAIL_BYTES :])
         result.duration_ms = duration_ms
         result.init_duration_ms = init_ms
+        result.trace_id = inv.trace_id
         self._tail = None
         self._start_logged = False
         self._dispatched_at = 0.0

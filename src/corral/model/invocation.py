@@ -41,6 +41,7 @@ class InvocationResult:
     log_tail: bytes = b""
     duration_ms: float = 0.0
     init_duration_ms: float | None = None
+    trace_id: str = ""  # the invocation's X-Amzn-Trace-Id (for span export)
 
 
 # Ids must be unique, not secret: a generator seeded from the OS once is enough, and avoids
