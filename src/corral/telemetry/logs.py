@@ -1,9 +1,9 @@
 """Function logs: log groups (`/aws/lambda/NAME`), one stream per environment, events.
 
 Writes are buffered in memory and stored on a short timer (FLUSH_DELAY_S), so the invoke
-path makes no write syscall of its own: an environment hands over its lines with a
-timestamp, the flush splits output into line events and stores each stream's new events
-as one chunk (`corral.store.logs`). Protection against a chatty function:
+path makes no write syscall of its own: an environment hands over its output and platform
+lines with a timestamp, and the flush stores each stream's new whole lines as one chunk
+(`corral.store.logs`; lines become events when read). Protection against a chatty function:
 - a rate guard per environment (`LogLimits.stream_bytes_per_s` of function output per
   second; platform lines are never dropped): the excess is dropped and one line (in JSON
   format a `platform.logsDropped` record) says how much;
