@@ -285,7 +285,8 @@ class Environment:
         self._current = self._pending = None
         self._future = None
         self._answered = inv.request_id
-        if not self._start_logged:
+        if not self._start_logged:  # it ended before it was dispatched
+            self._tail = bytearray() if inv.want_tail else None
             self._log_start(inv)
         duration_ms = (
             (time.perf_counter() - self._dispatched_at) * 1000 if self._dispatched_at else 0.0
