@@ -298,7 +298,7 @@ class Environment:
         used_mb = self._max_memory_used_mb(duration_ms)
         if self._json_logs:
             at = iso_ms(now_ms())
-            done = {None: "success"}.get(status, status or "success")
+            done = status or "success"
             if self._system_rank <= _DEBUG:
                 self._platform(report.runtime_done_record(at, inv.request_id, done, duration_ms))
             if self._system_rank <= _INFO:
