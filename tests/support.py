@@ -283,3 +283,18 @@ def vendored_aws_lambda_ric() -> dict[str, bytes]:
                     path.read_bytes()
                 )
     return files
+
+
+def logs_client(url: str):
+    """A boto3 CloudWatch Logs client pointed at Corral (same endpoint as Lambda's API)."""
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client(
+        "logs",
+        endpoint_url=url,
+        region_name="us-east-1",
+        aws_access_key_id="x",
+        aws_secret_access_key="x",
+        config=Config(retries={"total_max_attempts": 1, "mode": "standard"}),
+    )

@@ -36,6 +36,7 @@ from corral.http.event_config_api import EventConfigApi
 from corral.http.function_url_api import FunctionUrlApi
 from corral.http.lambda_api import LambdaApi
 from corral.http.layer_api import LayerApi
+from corral.http.logs_api import LogsApi
 from corral.http.metrics_api import MetricsApi
 from corral.http.provisioned_api import ProvisionedApi
 from corral.http.resource_api import ResourceApi
@@ -55,9 +56,10 @@ from corral.store.metering import MeteringStore
 from corral.store.opt_trees import OptTrees
 from corral.store.queue import SqliteEventQueue
 from corral.store.resources import ResourceStore  # declares its tables: before Database
-from corral.telemetry.logs import FunctionLogs
+from corral.telemetry.logs import FunctionLogs, LogLimits
 from corral.telemetry.metering import Metering, PriceTable
 from corral.telemetry.metrics import InvocationMetrics, StateCollector
+from corral.telemetry.tracing import SpanExporter
 
 log = logging.getLogger("corral")
 
@@ -77,7 +79,9 @@ class Corral:
         self.scope = Scope(settings.region, settings.account)
         self.db = Database.sqlite(data / "corral.db")
         self.code = CodeStore(data / "code")
-        self.logs = FunctionLogs(data / "logs")
+        self.logs = FunctionLogs(
+            data / "logs", LogLimits(settings.log_group_max_bytes, settings.log_rate_bytes_per_s)
+        )
         self.runtimes = RuntimeCatalogue()
         self.sandbox = build_sandbox(settings.sandbox, data / "run", self.runtimes)
         self.layers = LayerService(
@@ -119,6 +123,10 @@ class Corral:
         self.functions.on_function_delete.append(self.metrics.forget)
         prices = PriceTable(settings.price_gb_second_usd, settings.price_million_requests_usd)
         self.metering = Metering(MeteringStore.sqlite(data / "metering.db"), prices)
+        self.spans = (
+            SpanExporter(settings.otlp_endpoint, self.scope) if settings.otlp_endpoint else None
+        )
+        observers = (self.metrics, self.metering) + ((self.spans,) if self.spans else ())
         self.invoker = InvokeService(
             self.functions,
             self.aliases,
@@ -126,7 +134,7 @@ class Corral:
             self.fleet,
             self.scope,
             self.events,
-            (self.metrics, self.metering),
+            observers,
         )
         self.registry.register(self.metrics)
         self.registry.register(
@@ -182,6 +190,7 @@ class Corral:
             ),
             MetricsApi(self.registry),
             self.triggers,
+            LogsApi(self.logs, self.scope),
         )
 
     def function_url(self, url_id: str) -> str:
@@ -211,6 +220,11 @@ class Corral:
         if released:
             log.warning("%d queued event(s) were running when the last server stopped", released)
         self.background.start(self.dispatcher.run(), "event dispatcher")
+        self.background.start(
+            self.logs.run_sweeper(self.settings.log_sweep_interval_s), "log retention"
+        )
+        if self.spans:
+            self.background.start(self.spans.run(), "OTLP span export")
         print(
             f"corral listening on {self.ready_url} "
             f"(data: {self.settings.data_dir}, sandbox: {self.sandbox.name})",
@@ -219,6 +233,8 @@ class Corral:
 
     async def shutdown(self) -> None:
         self.dispatcher.stop()
+        if self.spans:
+            self.spans.stop()
         await self.background.drain(SHUTDOWN_DRAIN_S)
         await self.dispatcher.close()
         await self.fleet.shutdown()

@@ -25,6 +25,13 @@ class Settings:
     # The price table of `corral usage`; defaults: Lambda's x86 prices in us-east-1.
     price_gb_second_usd: float = 0.0000166667
     price_million_requests_usd: float = 0.20
+    # Function logs: bytes kept per log group (oldest dropped past it), function output
+    # accepted per environment and second (the excess is dropped and reported), and how
+    # often retention (PutRetentionPolicy) is applied.
+    log_group_max_bytes: int = 100 * 1024 * 1024
+    log_rate_bytes_per_s: int = 2 * 1024 * 1024
+    log_sweep_interval_s: float = 60.0
+    otlp_endpoint: str | None = None  # export invocation spans over OTLP/HTTP when set
     auth_configured: bool = False  # no authentication exists yet: non-loopback binds refused
 
     def bind_problem(self) -> str | None:

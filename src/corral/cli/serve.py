@@ -34,6 +34,17 @@ def serve(
     price_million_requests: float = typer.Option(
         0.20, min=0, help="Price of a million requests in USD, for `corral usage` (Lambda's)."
     ),
+    log_group_max_bytes: int = typer.Option(
+        100 * 1024 * 1024, min=1024, help="Bytes of logs kept per log group; the oldest go first."
+    ),
+    log_rate_limit: int = typer.Option(
+        2 * 1024 * 1024,
+        min=1024,
+        help="Bytes of function output logged per environment and second; the rest is dropped.",
+    ),
+    otlp_endpoint: str = typer.Option(
+        "", help="OTLP/HTTP collector (http://host:4318): export a span per invocation."
+    ),
     region: str = typer.Option("us-east-1", help="Region named in ARNs."),
     account: str = typer.Option("000000000000", help="Account id named in ARNs."),
 ) -> None:
@@ -51,6 +62,9 @@ def serve(
         sandbox=sandbox,
         price_gb_second_usd=price_gb_second,
         price_million_requests_usd=price_million_requests,
+        log_group_max_bytes=log_group_max_bytes,
+        log_rate_bytes_per_s=log_rate_limit,
+        otlp_endpoint=otlp_endpoint or None,
     )
     from corral.app import serve as run
 

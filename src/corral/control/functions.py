@@ -493,6 +493,13 @@ class FunctionService:
             settings["log_group"] = logging_config.get("LogGroup", "")
             settings["application_log_level"] = logging_config.get("ApplicationLogLevel")
             settings["system_log_level"] = logging_config.get("SystemLogLevel")
+            levels = settings["application_log_level"] or settings["system_log_level"]
+            if levels and settings["log_format"] != "JSON":
+                # Lambda's wording (aws/aws-cdk#28045)
+                raise InvalidParameterValueException(
+                    'LogLevel is not supported when LogFormat is set to "Text". Remove '
+                    'LogLevel from your request or change the LogFormat to "Json" and try again.'
+                )
         snap_start = params.get("SnapStart") or {}
         if snap_start.get("ApplyOn", "None") != "None":
             raise InvalidParameterValueException("Corral does not support SnapStart yet.")

@@ -41,12 +41,16 @@ from corral.model.invocation import (
     timeout_error,
 )
 from corral.model.layers import OPT, FunctionLayer, search_path_environment
+from corral.model.logs import iso_ms, level_rank, now_ms
 from corral.telemetry.logs import FunctionLogs
 
 log = logging.getLogger("corral.fleet")
 
 INIT_TIMEOUT_S = 10.0  # Lambda's limit on the init phase of on-demand environments
 MIB = 1024 * 1024
+OUTPUT_READS_PER_WAKEUP = 16  # 1 MB: a flooding runtime cannot hold the event loop
+# System log levels of the platform's JSON records (Lambda's "Log-level filtering").
+_DEBUG, _INFO = level_rank("DEBUG"), level_rank("INFO")
 
 
 class RuntimeGone(Exception):
@@ -122,7 +126,17 @@ class Environment:
         self._init_duration_ms: float | None = None
         self._report_init = self.provisioned
         self._ready_or_stopped = asyncio.Event()
-        self._log_buf = bytearray()
+        self._json_logs = config.log_format == "JSON"
+        self._system_rank = level_rank(config.system_log_level) if self._json_logs else 0
+        self._log = ctx.logs.open_stream(
+            config.name,
+            config.effective_log_group,
+            self.log_stream,
+            self._json_logs,
+            (config.application_log_level or "INFO") if self._json_logs else None,
+        )
+        self._tail: bytearray | None = None  # the invocation's log, kept for LogType Tail
+        self._start_logged = False
         self._stopped = asyncio.Event()
         self._memory_used_mb = 0
         self._memory_read_at = 0.0
@@ -194,11 +208,14 @@ class Environment:
             "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(c.memory_mb),
             "AWS_LAMBDA_LOG_GROUP_NAME": c.effective_log_group,
             "AWS_LAMBDA_LOG_STREAM_NAME": self.log_stream,
+            "AWS_LAMBDA_LOG_FORMAT": c.log_format,
             "AWS_LAMBDA_INITIALIZATION_TYPE": self.initialization_type,
             "AWS_REGION": scope.region,
             "AWS_DEFAULT_REGION": scope.region,
             "AWS_EXECUTION_ENV": f"AWS_Lambda_{c.runtime}",
         }
+        if c.log_format == "JSON":  # Lambda sets it with the JSON format only
+            env["AWS_LAMBDA_LOG_LEVEL"] = c.application_log_level or "INFO"
         return env
 
     def _entry_point(self, argv: tuple[str, ...], opt_dir: Path | None) -> tuple[str, ...]:
@@ -290,7 +307,8 @@ class Environment:
         self._parked = None
         self._current = inv
         self.state = State.BUSY
-        self._log_buf = bytearray(report.start_line(inv.request_id, self.config.version))
+        self._tail = bytearray() if inv.want_tail else None
+        self._log_start(inv)
         self._dispatched_at = time.perf_counter()
         deadline_ms = int(time.time() * 1000) + inv.timeout_s * 1000
         if not conn.send_invocation(inv, deadline_ms):
@@ -314,9 +332,9 @@ class Environment:
         self._future = None
         self._sink = None
         self._answered = inv.request_id
-        buf = self._log_buf or bytearray(report.start_line(inv.request_id, self.config.version))
-        if not buf.endswith(b"\n"):
-            buf += b"\n"
+        if not self._start_logged:  # it ended before it was dispatched
+            self._tail = bytearray() if inv.want_tail else None
+            self._log_start(inv)
         duration_ms = (
             (time.perf_counter() - self._dispatched_at) * 1000 if self._dispatched_at else 0.0
         )
@@ -325,27 +343,69 @@ class Environment:
             init_ms = self._init_duration_ms
             self._report_init = True
         used_mb = self._max_memory_used_mb(duration_ms)
-        buf += report.end_line(inv.request_id)
-        buf += report.report_line(
-            inv.request_id,
-            duration_ms,
-            billed_ms(duration_ms),
-            self.config.memory_mb,
-            used_mb,
-            init_ms,
-            status,
-        )
-        self.ctx.logs.append(self.config.name, bytes(buf))
-        if inv.want_tail:
-            result.log_tail = bytes(buf[-limits.LOG_TAIL_BYTES :])
+        if self._json_logs:
+            at = iso_ms(now_ms())
+            done = status or "success"
+            if self._system_rank <= _DEBUG:
+                self._platform(report.runtime_done_record(at, inv.request_id, done, duration_ms))
+            if self._system_rank <= _INFO:
+                self._platform(
+                    report.report_record(
+                        at,
+                        inv.request_id,
+                        duration_ms,
+                        billed_ms(duration_ms),
+                        self.config.memory_mb,
+                        used_mb,
+                        init_ms,
+                        done,
+                    )
+                )
+        else:
+            self._platform(
+                report.end_line(inv.request_id)
+                + report.report_line(
+                    inv.request_id,
+                    duration_ms,
+                    billed_ms(duration_ms),
+                    self.config.memory_mb,
+                    used_mb,
+                    init_ms,
+                    status,
+                )
+            )
+        if self._tail is not None:
+            result.log_tail = bytes(self._tail[-limits.LOG_TAIL_BYTES :])
         result.duration_ms = duration_ms
         result.init_duration_ms = init_ms
-        self._log_buf = bytearray()
+        result.trace_id = inv.trace_id
+        self._tail = None
+        self._start_logged = False
         self._dispatched_at = 0.0
         if self.state is State.BUSY:
             self.state = State.IDLE
         if not future.done():
             future.set_result(result)
+
+    def _log_start(self, inv: Invocation) -> None:
+        self._start_logged = True
+        if not self._json_logs:
+            self._platform(report.start_line(inv.request_id, self.config.version))
+        elif self._system_rank <= _INFO:
+            start = report.start_record(iso_ms(now_ms()), inv.request_id, self.config.version)
+            self._platform(start)
+
+    def _platform(self, line: bytes) -> None:
+        self.ctx.logs.platform(self._log, line)
+        if self._tail is not None:
+            self._tail += line
+            del self._tail[: -limits.LOG_TAIL_BYTES]
+
+    def _output(self, data: bytes) -> None:
+        self.ctx.logs.output(self._log, data)
+        if self._tail is not None:
+            self._tail += data
+            del self._tail[: -limits.LOG_TAIL_BYTES]
 
     def _max_memory_used_mb(self, duration_ms: float) -> int:
         """The runtime's peak memory for REPORT. Reading it costs ~8 us (a /proc read), so
@@ -432,11 +492,15 @@ class Environment:
         if self._init_duration_ms is not None:
             raise RuntimeApiError(403, "InvalidStateTransition", "Init has already completed")
         init_ms = (time.perf_counter() - self._started_at) * 1000
-        self.ctx.logs.append(
-            self.config.name,
-            f"INIT_REPORT Init Duration: {init_ms:.2f} ms\tPhase: init\tStatus: error\t"
-            f"Error Type: {error_type}\n".encode(),
-        )
+        if self._json_logs:
+            at = iso_ms(now_ms())
+            line = report.init_report_record(at, init_ms, error_type, self.initialization_type)
+        else:
+            line = (
+                f"INIT_REPORT Init Duration: {init_ms:.2f} ms\tPhase: init\tStatus: error\t"
+                f"Error Type: {error_type}\n".encode()
+            )
+        self._platform(line)
         if self._pending is not None:
             self._current = self._pending
             result = InvocationResult(body or platform_error(error_type, ""), UNHANDLED)
@@ -452,7 +516,7 @@ class Environment:
         process = self._process
         if process is None:
             return
-        while True:
+        for _ in range(OUTPUT_READS_PER_WAKEUP):
             try:
                 data = os.read(process.output_fd, 65536)
             except BlockingIOError:
@@ -463,10 +527,7 @@ class Environment:
                 with contextlib.suppress(ValueError, OSError):
                     self._loop.remove_reader(process.output_fd)
                 return
-            if self._current is not None:
-                self._log_buf += data
-            else:
-                self.ctx.logs.append(self.config.name, data)
+            self._output(data)
 
     def _on_exit(self) -> None:
         process = self._process
@@ -505,7 +566,8 @@ class Environment:
             self._timer = self._loop.call_at(self._deadline, self._on_timeout)
             return
         self._drain_output()
-        self._log_buf += report.timeout_line(_utc_stamp(), inv.request_id, inv.timeout_s)
+        if not self._json_logs:
+            self._platform(report.timeout_line(_utc_stamp(), inv.request_id, inv.timeout_s))
         self._finish(
             InvocationResult(timeout_error(inv.request_id, inv.timeout_s), UNHANDLED),
             status="timeout",

@@ -1,13 +1,15 @@
 """The root ASGI application: dispatch by path to each surface (`/corral/...`, `/metrics`,
 and Lambda's API for everything else). Requests for the HTTP front door (function URLs,
 HTTP API routes: `corral.http.triggers`, matched by Host header or path prefix) go there
-first."""
+first, after CloudWatch Logs' `POST /` with `X-Amz-Target: Logs_20140328.*`."""
 
 from __future__ import annotations
 
-from corral.http.asgi import Receive, Scope, Send
+from corral.http.asgi import Receive, Scope, Send, header
 from corral.http.corral_api import CorralApi
 from corral.http.lambda_api import LambdaApi
+from corral.http.logs_api import TARGET_PREFIX as LOGS_TARGET_PREFIX
+from corral.http.logs_api import LogsApi
 from corral.http.metrics_api import MetricsApi
 from corral.http.triggers import HttpTriggers
 
@@ -19,11 +21,13 @@ class RootApp:
         corral_api: CorralApi,
         metrics: MetricsApi,
         triggers: HttpTriggers | None = None,
+        logs_api: LogsApi | None = None,
     ) -> None:
         self.lambda_api = lambda_api
         self.corral_api = corral_api
         self.metrics = metrics
         self.triggers = triggers
+        self.logs_api = logs_api
 
     def fast_path(self, method, path, query, headers, body, respond) -> bool:
         """See `corral.http.server`: only the Lambda API has one (warm invokes). A function
@@ -40,6 +44,8 @@ class RootApp:
             await self.corral_api(scope, receive, send)
         elif scope["path"] == "/metrics":
             await self.metrics(scope, receive, send)
+        elif scope["path"] == "/" and self.logs_api and (target := _logs_target(scope)):
+            await self.logs_api(scope, receive, send, target)
         else:
             await self.lambda_api(scope, receive, send)
 
@@ -49,3 +55,13 @@ def _function_url_host(headers: list[tuple[bytes, bytes]]) -> bool:
         if name == b"host":
             return b".lambda-url." in value or value.startswith(b"api.localhost")
     return False
+
+
+def _logs_target(scope: Scope) -> str | None:
+    """The X-Amz-Target of a CloudWatch Logs call (`Logs_20140328.<Operation>`), if it is one."""
+    if scope["method"] != "POST":
+        return None
+    value = header(scope, b"x-amz-target")
+    if value is None or not value.startswith(LOGS_TARGET_PREFIX.encode()):
+        return None
+    return value.decode("latin-1")

@@ -4,8 +4,9 @@ GET /corral/v1/health                         readiness and environment counts
 GET /corral/v1/runtimes                       runtime -> what runs it on this host
 GET /corral/v1/code/<hexdigest>.zip           a stored code package (GetFunction's Code.Location)
 GET /corral/v1/functions/<name>/logs?offset=N[&wait_s=S]
-      the function's log from byte offset N; `X-Corral-Next-Offset` says where to go on;
-      with wait_s, long-polls up to S seconds (at most 30) for new output.
+      the function's log lines (all its streams) after cursor N (0: from the start);
+      `X-Corral-Next-Offset` is the cursor to go on from; with wait_s, long-polls up to S
+      seconds (at most 30) for new lines.
 GET /corral/v1/functions/<name>/stats[?window_s=S]
       invocations, errors, p50/p99 duration and cold starts of the last S (3600) seconds.
 GET /corral/v1/usage[?since=ISO&until=ISO&function=NAME]

@@ -58,14 +58,14 @@ class ServiceModel:
         return cls(model["shapes"], operations, model["metadata"]["apiVersion"])
 
     @classmethod
-    def load(cls) -> ServiceModel:
+    def load(cls, model_dir: tuple[str, ...] = _MODEL_DIR) -> ServiceModel:
         """Read the model shipped inside the installed botocore package.
 
         Blocking file I/O (~20 ms): call it once at startup, never per request. Reads the
         package data directly rather than through `botocore.loaders`, so a stray
         `~/.aws/models` cannot change what Corral serves.
         """
-        folder = resources.files("botocore").joinpath(*_MODEL_DIR)
+        folder = resources.files("botocore").joinpath(*model_dir)
         packed = folder.joinpath("service-2.json.gz")
         if packed.is_file():
             raw = gzip.decompress(packed.read_bytes())

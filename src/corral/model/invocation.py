@@ -42,6 +42,7 @@ class InvocationResult:
     duration_ms: float = 0.0
     init_duration_ms: float | None = None
     error_type: str | None = None  # a streamed response's error trailer, when it had one
+    trace_id: str = ""  # the invocation's X-Amzn-Trace-Id (for span export)
 
 
 # Ids must be unique, not secret: a generator seeded from the OS once is enough, and avoids

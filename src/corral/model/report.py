@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import orjson
+
 
 def start_line(request_id: str, version: str) -> bytes:
     return f"START RequestId: {request_id} Version: {version}\n".encode()
@@ -38,3 +40,60 @@ def report_line(
 
 def timeout_line(timestamp: str, request_id: str, timeout_s: float) -> bytes:
     return f"{timestamp} {request_id} Task timed out after {timeout_s:.2f} seconds\n".encode()
+
+
+# ---- the same in JSON log format: one platform record per line ------------------------
+# Shapes from Lambda's "Telemetry API schema reference" (platform.start, platform.runtimeDone,
+# platform.report, platform.logsDropped), written as {"time", "type", "record"}.
+
+
+def _record(time_iso: str, kind: str, record: dict) -> bytes:
+    return orjson.dumps({"time": time_iso, "type": kind, "record": record}) + b"\n"
+
+
+def start_record(time_iso: str, request_id: str, version: str) -> bytes:
+    return _record(time_iso, "platform.start", {"requestId": request_id, "version": version})
+
+
+def runtime_done_record(time_iso: str, request_id: str, status: str, duration_ms: float) -> bytes:
+    metrics = {"durationMs": round(duration_ms, 3)}
+    record = {"requestId": request_id, "status": status, "metrics": metrics}
+    return _record(time_iso, "platform.runtimeDone", record)
+
+
+def report_record(
+    time_iso: str,
+    request_id: str,
+    duration_ms: float,
+    billed_ms: int,
+    memory_mb: int,
+    max_memory_used_mb: int,
+    init_duration_ms: float | None = None,
+    status: str = "success",
+) -> bytes:
+    metrics: dict = {
+        "durationMs": round(duration_ms, 3),
+        "billedDurationMs": billed_ms,
+        "memorySizeMB": memory_mb,
+        "maxMemoryUsedMB": max_memory_used_mb,
+    }
+    if init_duration_ms is not None:
+        metrics["initDurationMs"] = round(init_duration_ms, 3)
+    record = {"requestId": request_id, "metrics": metrics, "status": status}
+    return _record(time_iso, "platform.report", record)
+
+
+def logs_dropped_record(time_iso: str, dropped_records: int, dropped_bytes: int, reason: str):
+    record = {"reason": reason, "droppedRecords": dropped_records, "droppedBytes": dropped_bytes}
+    return _record(time_iso, "platform.logsDropped", record)
+
+
+def init_report_record(time_iso: str, init_ms: float, error_type: str, init_type: str) -> bytes:
+    record = {
+        "initializationType": init_type,
+        "phase": "init",
+        "status": "error",
+        "errorType": error_type,
+        "metrics": {"durationMs": round(init_ms, 3)},
+    }
+    return _record(time_iso, "platform.initReport", record)

@@ -1,99 +1,350 @@
-"""Per-function log files: everything a function printed plus START/END/REPORT lines.
+"""Function logs: log groups (`/aws/lambda/NAME`), one stream per environment, events.
 
-One append-only file per function under `<data-dir>/logs/<name>.log`. Writes are buffered
-and flushed on a short timer, so the invoke path makes no write syscall of its own;
-readers that follow a log wait on an event that each flush sets.
+Writes are buffered in memory and stored on a short timer (FLUSH_DELAY_S), so the invoke
+path makes no write syscall of its own: an environment hands over its output and platform
+lines with a timestamp, and the flush stores each stream's new whole lines as one chunk
+(`corral.store.logs`; lines become events when read). Protection against a chatty function:
+- a rate guard per environment (`LogLimits.stream_bytes_per_s` of function output per
+  second; platform lines are never dropped): the excess is dropped and one line (in JSON
+  format a `platform.logsDropped` record) says how much;
+- lines are cut at CloudWatch's 256 KB event limit;
+- a byte cap per log group: past it, the oldest events are dropped;
+- retention (PutRetentionPolicy) applied by `sweep`, which the server runs periodically.
+Readers that follow a function's log (`read`) wait on an event that each flush sets.
+Use from the event loop thread only.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import time
+import weakref
+from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+
+from corral.model import logs as model
+from corral.model.report import logs_dropped_record
+from corral.store.logs import LogDatabase, segment, segments_time_range
+
+_time = time.time
+log = logging.getLogger("corral.logs")
 
 FLUSH_DELAY_S = 0.05
+CHECKPOINT_BYTES = 4 * 1024 * 1024  # written to the WAL before a checkpoint is due
+READ_LIMIT_BYTES = 1 << 20
+DAY_MS = 86_400_000
 
 
-class _Log:
-    __slots__ = ("changed", "file", "pending")
+@dataclass(frozen=True, slots=True)
+class LogLimits:
+    group_max_bytes: int = 100 * 1024 * 1024
+    stream_bytes_per_s: int = 2 * 1024 * 1024
 
-    def __init__(self, file: BinaryIO) -> None:
-        self.file = file
-        self.pending = False
-        self.changed = asyncio.Event()
+
+class LogStream:
+    """One environment's stream; created with `FunctionLogs.open_stream`."""
+
+    __slots__ = (
+        "__weakref__",
+        "carry",
+        "carry_ms",
+        "carry_seen",
+        "cutting",
+        "dropped_bytes",
+        "dropped_lines",
+        "function",
+        "group",
+        "json_format",
+        "min_level",
+        "name",
+        "pending",
+        "stream_id",
+        "window_bytes",
+        "window_start",
+    )
+
+    def __init__(
+        self, function: str, group: str, name: str, json_format: bool, min_level: int = 0
+    ) -> None:
+        self.function = function
+        self.group = group
+        self.name = name
+        self.json_format = json_format
+        self.min_level = min_level  # ApplicationLogLevel's rank (model.level_rank); 0: all
+        self.pending: list[tuple[int, bytes, bool]] = []  # ms, data, is function output
+        self.carry = b""  # output after its last newline, not an event yet
+        self.carry_ms = 0
+        self.carry_seen = False
+        self.cutting = False  # the rest of a line cut at EVENT_MAX_BYTES is being dropped
+        self.stream_id: int | None = None
+        self.window_start = 0.0
+        self.window_bytes = 0
+        self.dropped_bytes = 0
+        self.dropped_lines = 0
 
 
 class FunctionLogs:
-    """Appends to and reads from function logs. Use from the event loop thread only."""
+    """The log store of one server: writer (buffered), caps, retention, follow-readers."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, limits: LogLimits | None = None) -> None:
         self.root = root
         root.mkdir(parents=True, exist_ok=True)
-        self._logs: dict[str, _Log] = {}
+        self.db = LogDatabase(root / "logs.db")
+        self.limits = limits or LogLimits()
+        self._dirty: dict[int, LogStream] = {}
         self._flush_handle: asyncio.TimerHandle | None = None
         self._closing = False
+        self._changed: dict[str, asyncio.Event] = {}  # by function
+        self._closed = asyncio.Event()
+        self._open: weakref.WeakSet[LogStream] = weakref.WeakSet()
+        self._group_bytes = self.db.group_sizes()
+        self._since_checkpoint = 0
+        self._checkpointing: asyncio.Future[None] | None = None
 
-    def path(self, function_name: str) -> Path:
-        return self.root / f"{function_name}.log"
+    # ---- writing -------------------------------------------------------------------
 
-    def _log(self, function_name: str) -> _Log:
-        log = self._logs.get(function_name)
-        if log is None:
-            log = _Log(open(self.path(function_name), "ab", buffering=256 * 1024))  # noqa: SIM115
-            self._logs[function_name] = log
-        return log
+    def open_stream(
+        self,
+        function: str,
+        group: str,
+        name: str,
+        json_format: bool = False,
+        application_log_level: str | None = None,
+    ) -> LogStream:
+        """A stream for one environment. With `application_log_level` (JSON format),
+        output lines that are JSON objects with a lower "level" are not stored."""
+        min_level = model.level_rank(application_log_level) if application_log_level else 0
+        stream = LogStream(function, group, name, json_format, min_level)
+        self._open.add(stream)
+        return stream
 
-    def append(self, function_name: str, data: bytes) -> None:
-        """Queue `data` for the function's log; it reaches the file within FLUSH_DELAY_S."""
-        log = self._log(function_name)
-        log.file.write(data)
-        log.pending = True
+    def output(self, stream: LogStream, data: bytes) -> None:
+        """The function's own output (any bytes; lines are split at flush), rate-guarded."""
+        now = time.monotonic()
+        if now - stream.window_start >= 1.0:
+            if stream.dropped_bytes:
+                self._report_dropped(stream)
+            stream.window_start = now
+            stream.window_bytes = 0
+        room = self.limits.stream_bytes_per_s - stream.window_bytes
+        if len(data) > room:
+            kept = data[: data.rfind(b"\n", 0, room) + 1] if room > 0 else b""
+            dropped = data[len(kept) :]
+            stream.dropped_bytes += len(dropped)
+            stream.dropped_lines += dropped.count(b"\n") or 1
+            data = kept
+        stream.window_bytes += len(data)
+        if data:
+            stream.pending.append((int(_time() * 1000), data, True))
+        self._mark(stream)
+
+    def platform(self, stream: LogStream, lines: bytes) -> None:
+        """Platform lines (START; END and REPORT; ...), each ending in a newline and each
+        one event; never dropped."""
+        stream.pending.append((int(_time() * 1000), lines, False))
+        self._mark(stream)
+
+    def _mark(self, stream: LogStream) -> None:
+        self._dirty[id(stream)] = stream
         if self._flush_handle is None:
-            loop = asyncio.get_running_loop()
-            self._flush_handle = loop.call_later(FLUSH_DELAY_S, self.flush)
+            self._flush_handle = asyncio.get_running_loop().call_later(FLUSH_DELAY_S, self.flush)
 
     def flush(self) -> None:
+        """Store every buffered event now."""
         self._flush_handle = None
-        for log in self._logs.values():
-            if log.pending:
-                log.pending = False
-                log.file.flush()
-                log.changed.set()
-                log.changed = asyncio.Event()
+        dirty, self._dirty = self._dirty, {}
+        ingestion_ms = model.now_ms()
+        rows = []
+        for stream in dirty.values():
+            segments = self._segments(stream, ingestion_ms)
+            if stream.dropped_bytes or stream.carry:
+                self._dirty[id(stream)] = stream  # report or finish them on a later flush
+            if not segments:
+                continue
+            if stream.stream_id is None:
+                stream.stream_id = self.db.stream_id(
+                    stream.group, stream.name, stream.function, ingestion_ms
+                )
+            data = b"".join(segments)
+            first, last = segments_time_range(segments)
+            rows.append((stream.stream_id, stream.group, first, last, ingestion_ms, data))
+            self._group_bytes[stream.group] = self._group_bytes.get(stream.group, 0) + len(data)
+        if rows:
+            self.db.add_chunks(rows)
+            self._since_checkpoint += sum(len(row[5]) for row in rows)
+            if self._since_checkpoint >= CHECKPOINT_BYTES:
+                self._checkpoint()
+            for group in {row[1] for row in rows}:
+                self._enforce_cap(group)
+            for function in {s.function for s in dirty.values()}:
+                changed = self._changed.pop(function, None)
+                if changed is not None:
+                    changed.set()
+        if self._dirty and self._flush_handle is None and not self._closing:
+            self._flush_handle = asyncio.get_running_loop().call_later(FLUSH_DELAY_S, self.flush)
+
+    def _segments(self, stream: LogStream, ingestion_ms: int) -> list[bytes]:
+        """The stream's pending output as stored segments (`corral.store.logs`): whole
+        lines only; a line's start time is its timestamp. No per-line work here."""
+        segments: list[bytes] = []
+        pending, stream.pending = stream.pending, []
+        for ms, data, is_output in pending:
+            if not is_output:
+                self._end_carry(stream, segments)
+                stream.cutting = False
+                segments.append(segment(ms, data))
+                continue
+            if stream.cutting:
+                end = data.find(b"\n")
+                stream.cutting = end < 0
+                data = b"" if end < 0 else data[end + 1 :]
+            at = stream.carry_ms if stream.carry else ms
+            data = stream.carry + data
+            cut = data.rfind(b"\n") + 1
+            if cut:
+                lines = data[:cut]
+                if stream.min_level and b'"level"' in lines:
+                    lines = model.drop_below_level(lines, stream.min_level)
+                segments.append(segment(at, lines))
+            stream.carry, stream.carry_ms = data[cut:], (ms if cut else at)
+            stream.carry_seen = False
+            if len(stream.carry) > model.EVENT_MAX_BYTES:
+                stream.carry = stream.carry[: model.EVENT_MAX_BYTES] + b"\n"
+                stream.cutting = True
+                self._end_carry(stream, segments)
+        if stream.carry and stream.carry_seen:  # no newline came for a whole flush
+            self._end_carry(stream, segments)
+        stream.carry_seen = bool(stream.carry)
+        if stream.dropped_bytes and time.monotonic() - stream.window_start >= 1.0:
+            line = self._dropped_line(stream, ingestion_ms).encode() + b"\n"
+            segments.append(segment(ingestion_ms, line))
+            stream.dropped_bytes = stream.dropped_lines = 0
+        return segments
+
+    def _report_dropped(self, stream: LogStream) -> None:
+        at_ms = model.now_ms()
+        line = self._dropped_line(stream, at_ms).encode() + b"\n"
+        stream.pending.append((at_ms, line, False))
+        stream.dropped_bytes = stream.dropped_lines = 0
+
+    @staticmethod
+    def _end_carry(stream: LogStream, segments: list[bytes]) -> None:
+        if stream.carry:
+            carry = stream.carry if stream.carry.endswith(b"\n") else stream.carry + b"\n"
+            segments.append(segment(stream.carry_ms, carry))
+            stream.carry = b""
+
+    def _dropped_line(self, stream: LogStream, at_ms: int) -> str:
+        reason = (
+            f"Function output over {self.limits.stream_bytes_per_s} bytes per second was dropped"
+        )
+        if stream.json_format:
+            record = logs_dropped_record(
+                model.iso_ms(at_ms), stream.dropped_lines, stream.dropped_bytes, reason
+            )
+            return record.decode().rstrip("\n")
+        return f"[Corral] {reason}: {stream.dropped_lines} line(s), {stream.dropped_bytes} bytes"
+
+    def _checkpoint(self) -> None:
+        """Start a WAL checkpoint in a worker thread unless one is running."""
+        if self._checkpointing is not None and not self._checkpointing.done():
+            return
+        self._since_checkpoint = 0
+        loop = asyncio.get_running_loop()
+        self._checkpointing = loop.run_in_executor(None, self.db.checkpoint)
+        self._checkpointing.add_done_callback(_log_failure)
+
+    def _enforce_cap(self, group: str) -> None:
+        excess = self._group_bytes.get(group, 0) - self.limits.group_max_bytes
+        if excess > 0:
+            # A tenth more than needed, so a group at its cap is not trimmed at every flush.
+            freed = self.db.drop_oldest(group, excess + self.limits.group_max_bytes // 10)
+            self._group_bytes[group] -= freed
+
+    # ---- the group life cycle ------------------------------------------------------
+
+    def delete_group(self, group: str) -> bool:
+        """DeleteLogGroup: False if there is no such group. Environments that write on
+        create it anew, as Lambda does."""
+        if not self.db.delete_group(group):
+            return False
+        self._group_bytes.pop(group, None)
+        self._forget_stream_ids(group)
+        return True
+
+    def _forget_stream_ids(self, group: str) -> None:
+        for stream in self._open:
+            if stream.group == group:
+                stream.stream_id = None
+
+    def sweep(self, now_ms: int | None = None) -> int:
+        """Apply every group's retention. Returns the bytes freed."""
+        now_ms = model.now_ms() if now_ms is None else now_ms
+        freed = 0
+        for group, days in self.db.retained_groups():
+            gone = self.db.expire(group, now_ms - days * DAY_MS)
+            if gone:
+                self._group_bytes[group] = self._group_bytes.get(group, 0) - gone
+                self._forget_stream_ids(group)  # streams left empty may have been deleted
+            freed += gone
+        return freed
+
+    async def run_sweeper(self, interval_s: float) -> None:
+        """Apply retention every `interval_s`, and checkpoint the WAL, until shutdown."""
+        while not self._closing:
+            self.sweep()
+            self._checkpoint()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._closed.wait(), interval_s)
+
+    # ---- following a function's log (corral logs, /corral/v1/functions/NAME/logs) ----
 
     async def read(self, function_name: str, offset: int, wait_s: float = 0) -> tuple[bytes, int]:
-        """Bytes of the log from `offset`, and the offset after them.
-
-        With `wait_s`, waits up to that long for new output when there is none yet.
-        """
-        data = self._read_from(function_name, offset)
+        """The function's log lines after cursor `offset` (0: from the start) as text, and
+        the cursor after them. With `wait_s`, waits up to that long for new lines."""
+        data, next_offset = self._read_from(function_name, offset)
         if not data and wait_s > 0 and not self._closing:
-            changed = self._log(function_name).changed
+            changed = self._changed.get(function_name)
+            if changed is None:
+                changed = self._changed[function_name] = asyncio.Event()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(changed.wait(), wait_s)
-            data = self._read_from(function_name, offset)
-        return data, offset + len(data)
+            data, next_offset = self._read_from(function_name, offset)
+        return data, next_offset
 
-    def _read_from(self, function_name: str, offset: int, limit: int = 1 << 20) -> bytes:
-        try:
-            with open(self.path(function_name), "rb") as f:
-                f.seek(offset)
-                return f.read(limit)
-        except FileNotFoundError:
-            return b""
+    def _read_from(self, function_name: str, offset: int) -> tuple[bytes, int]:
+        chunks = self.db.function_chunks(function_name, offset, READ_LIMIT_BYTES)
+        if not chunks:
+            return b"", offset
+        text = "".join(message + "\n" for chunk in chunks for _, message in chunk.events())
+        return text.encode(), chunks[-1].id
 
     def release_readers(self) -> None:
         """End every long-poll now and refuse to start new ones (shutdown has begun)."""
         self._closing = True
-        for log in self._logs.values():
-            log.changed.set()
+        for changed in self._changed.values():
+            changed.set()
+        self._closed.set()
 
     def close(self) -> None:
-        self.flush()
-        for log in self._logs.values():
-            log.file.close()
-        self._logs.clear()
+        """Store what is buffered and close the database (after the loop's last flush)."""
+        self._closing = True
         if self._flush_handle:
             self._flush_handle.cancel()
             self._flush_handle = None
+        with contextlib.suppress(RuntimeError):
+            self._final_flush()
+        self.db.close()
+
+    def _final_flush(self) -> None:
+        for stream in list(self._dirty.values()):
+            stream.carry_seen = True  # nothing more will come: store partial lines too
+        self.flush()
+        self._flush_handle = None
+
+
+def _log_failure(future: asyncio.Future[None]) -> None:
+    if not future.cancelled() and future.exception() is not None:
+        log.error("log checkpoint failed", exc_info=future.exception())

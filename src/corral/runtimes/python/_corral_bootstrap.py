@@ -42,6 +42,35 @@ _ERROR_TYPE_HEADER = "Lambda-Runtime-Function-Error-Type"
 
 _LOG_FORMAT = "[%(levelname)s]\t%(asctime)s.%(msecs)03dZ\t%(aws_request_id)s\t%(message)s\n"
 _LOG_DATEFMT = "%Y-%m-%dT%H:%M:%S"
+_JSON_DATEFMT = "%Y-%m-%dT%H:%M:%SZ"  # awslambdaric's JSON timestamps: seconds, UTC
+# LogRecord attributes that are not `extra` fields of a JSON record (awslambdaric's list).
+_RESERVED_FIELDS = frozenset(
+    [
+        "name",
+        "msg",
+        "args",
+        "levelname",
+        "levelno",
+        "pathname",
+        "filename",
+        "module",
+        "exc_info",
+        "exc_text",
+        "stack_info",
+        "lineno",
+        "funcName",
+        "created",
+        "msecs",
+        "relativeCreated",
+        "thread",
+        "threadName",
+        "processName",
+        "process",
+        "aws_request_id",
+        "tenant_id",
+        "_frame_type",
+    ]
+)
 # awslambdaric writes non-ASCII as-is for these runtimes and \u-escapes it for older ones.
 _UNESCAPED_JSON_RUNTIMES = {f"AWS_Lambda_python3.{minor}" for minor in range(12, 16)}
 
@@ -488,7 +517,13 @@ def _user_frames(exc: BaseException) -> list:
 
 
 def log_error(error: dict) -> None:
-    """`[ERROR] Type: message`, then the trace, like awslambdaric's text log_error."""
+    """`[ERROR] Type: message`, then the trace, like awslambdaric's text log_error; with
+    the JSON log format one JSON line with the error's fields, as awslambdaric writes it."""
+    if _json_format():
+        stamp = time.strftime(_JSON_DATEFMT, time.gmtime())
+        line = json_dumps({"timestamp": stamp, "level": "ERROR", **error}, ensure_ascii=False)
+        sys.stderr.write(line.decode() + "\n")
+        return
     description = "[ERROR]"
     if error["errorType"]:
         description += " " + error["errorType"] + (":" if error["errorMessage"] else "")
@@ -498,6 +533,10 @@ def log_error(error: dict) -> None:
     for element in error["stackTrace"]:
         lines.extend(element.splitlines() or [""])
     sys.stderr.write("\n".join(lines) + "\n")
+
+
+def _json_format() -> bool:
+    return (getenv("AWS_LAMBDA_LOG_FORMAT") or "").upper() == "JSON"
 
 
 def flush_output() -> None:
@@ -520,10 +559,12 @@ class LambdaLogging:
     configures logging right after it loads.
     """
 
-    def __init__(self, log_level: str | None):
+    def __init__(self, log_level: str | None, json_format: bool = False):
         self.request_id = ""
         self.ready = False
-        self._log_level = (log_level or "").upper()
+        level = (log_level or "").upper()
+        self._log_level = "DEBUG" if level == "TRACE" else level  # as awslambdaric maps it
+        self._json_format = json_format
 
     def watch_import(self) -> None:
         if "logging" in sys.modules:
@@ -545,7 +586,10 @@ class LambdaLogging:
                 return text if text.endswith("\n") else text + "\n"
 
         handler = Handler(sys.stdout)
-        handler.setFormatter(logging.Formatter(_LOG_FORMAT, _LOG_DATEFMT))
+        if self._json_format:
+            handler.setFormatter(_json_formatter(logging)())
+        else:
+            handler.setFormatter(logging.Formatter(_LOG_FORMAT, _LOG_DATEFMT))
         handler.addFilter(self._stamp)
         root = logging.getLogger()
         root.addHandler(handler)
@@ -555,6 +599,51 @@ class LambdaLogging:
     def _stamp(self, record) -> bool:
         record.aws_request_id = self.request_id
         return True
+
+
+def _json_formatter(logging):
+    """awslambdaric's JsonFormatter: one JSON object per record, None fields left out,
+    `extra` attributes added. Built only once the function has imported logging."""
+    import json  # JSON log format only, and only once logging is in use
+
+    encode = json.JSONEncoder(ensure_ascii=False, default=str).encode
+
+    class JsonFormatter(logging.Formatter):
+        def __init__(self):
+            super().__init__(datefmt=_JSON_DATEFMT)
+
+        def format(self, record):
+            record.levelno = min(50, max(0, record.levelno)) // 10 * 10
+            record.levelname = logging.getLevelName(record.levelno)
+            exc_info = record.exc_info
+            message = record.msg
+            if not (isinstance(message, dict) and not record.args):
+                message = record.getMessage()
+            result = {
+                "timestamp": self.formatTime(record, self.datefmt),
+                "level": record.levelname,
+                "message": message,
+                "logger": record.name,
+                "stackTrace": _format_tb(exc_info[2]) if exc_info else None,
+                "errorType": exc_info[0].__name__ if exc_info else None,
+                "errorMessage": str(exc_info[1]) if exc_info else None,
+                "requestId": getattr(record, "aws_request_id", None),
+                "location": (
+                    f"{record.pathname}:{record.funcName}:{record.lineno}" if exc_info else None
+                ),
+            }
+            for key, value in record.__dict__.items():
+                if key not in _RESERVED_FIELDS and key not in result:
+                    result[key] = value
+            return encode({k: v for k, v in result.items() if v is not None}) + "\n"
+
+    return JsonFormatter
+
+
+def _format_tb(tb) -> list:
+    import traceback
+
+    return traceback.format_tb(tb)
 
 
 class _AfterImport:
@@ -679,7 +768,7 @@ def main() -> None:
     _set_sys_path(getenv("LAMBDA_TASK_ROOT") or posix.getcwd(), getenv("CORRAL_OPT_DIR", "/opt"))
     ensure_ascii = getenv("AWS_EXECUTION_ENV") not in _UNESCAPED_JSON_RUNTIMES
     client = RuntimeClient(address, ensure_ascii)
-    logs = LambdaLogging(getenv("AWS_LAMBDA_LOG_LEVEL"))
+    logs = LambdaLogging(getenv("AWS_LAMBDA_LOG_LEVEL"), _json_format())
     try:
         run(client, getenv("_HANDLER", ""), FunctionConfig(), logs)
     except RuntimeApiGone as e:

@@ -1,0 +1,81 @@
+"""The log store's writer: line events across reads, the rate guard, the group cap and
+retention, on a real SQLite file in a temporary directory."""
+
+from __future__ import annotations
+
+import asyncio
+
+from corral.telemetry import log_queries
+from corral.telemetry.logs import DAY_MS, FunctionLogs, LogLimits
+
+
+def _messages(store: FunctionLogs, group: str) -> list[str]:
+    answer = log_queries.filter_events(store.db, group, {}, (0, 1 << 62), None, 10_000, None)
+    return [e["message"] for e in answer["events"]]
+
+
+def test_output_split_across_reads_makes_whole_line_events(tmp_path):
+    async def run():
+        store = FunctionLogs(tmp_path)
+        stream = store.open_stream("f", "/aws/lambda/f", "s1")
+        store.platform(stream, b"START RequestId: r\n")
+        store.output(stream, b"hel")
+        store.output(stream, b"lo\nwor")
+        store.flush()
+        store.output(stream, b"ld\n")
+        store.platform(stream, b"END RequestId: r\n")
+        store.flush()
+        return _messages(store, "/aws/lambda/f")
+
+    assert asyncio.run(run()) == ["START RequestId: r", "hello", "world", "END RequestId: r"]
+
+
+def test_rate_guard_drops_the_excess_and_keeps_platform_lines(tmp_path):
+    async def run():
+        store = FunctionLogs(tmp_path, LogLimits(stream_bytes_per_s=1024))
+        stream = store.open_stream("f", "/aws/lambda/f", "s1")
+        for i in range(100):
+            store.output(stream, f"line {i:03d} {'x' * 50}\n".encode())
+        store.platform(stream, b"REPORT RequestId: r\n")
+        stream.window_start -= 1.0  # the second is over: the drop is reported
+        store.flush()
+        return _messages(store, "/aws/lambda/f")
+
+    messages = asyncio.run(run())
+    kept = [m for m in messages if m.startswith("line ")]
+    assert 0 < len(kept) < 100 and kept == [f"line {i:03d} {'x' * 50}" for i in range(len(kept))]
+    assert "REPORT RequestId: r" in messages
+    assert messages[-1].startswith("[Corral] Function output over 1024 bytes per second")
+
+
+def test_group_cap_drops_the_oldest_events(tmp_path):
+    async def run():
+        store = FunctionLogs(tmp_path, LogLimits(group_max_bytes=20_000))
+        stream = store.open_stream("f", "/aws/lambda/f", "s1")
+        for i in range(50):
+            store.platform(stream, f"event {i:03d} {'y' * 1000}\n".encode())
+            store.flush()
+        return store.db.group("/aws/lambda/f"), _messages(store, "/aws/lambda/f")
+
+    group, messages = asyncio.run(run())
+    assert group.stored_bytes <= 20_000
+    assert messages[-1].startswith("event 049") and not messages[0].startswith("event 000")
+
+
+def test_retention_sweep_deletes_expired_events(tmp_path):
+    async def run():
+        store = FunctionLogs(tmp_path)
+        stream = store.open_stream("f", "/aws/lambda/f", "s1")
+        store.platform(stream, b"old line\n")
+        store.flush()
+        store.db.set_retention("/aws/lambda/f", 1)
+        kept_now = store.sweep()
+        later = store.sweep(now_ms=stream_time(store) + 2 * DAY_MS)
+        return kept_now, later, _messages(store, "/aws/lambda/f"), store.db.streams("/aws/lambda/f")
+
+    def stream_time(store):
+        return store.db.streams("/aws/lambda/f")[0].last_event_ms
+
+    freed_now, freed_later, messages, streams = asyncio.run(run())
+    assert freed_now == 0 and freed_later > 0
+    assert messages == [] and streams == []
