@@ -182,6 +182,7 @@ def _java_runtimes(corral_url: str) -> list[str]:
 def test_request_handler_with_lib_jars(lam, corral_url, classes):
     runtimes = _java_runtimes(corral_url)
     assert "java17" in runtimes
+    assert "java21" in runtimes  # `make install` puts a Java 21 runtime from PyPI here
     for runtime in runtimes:
         name = _create(lam, _function_zip(classes), "example.Hello", runtime, MemorySize=256)
         response, body = _invoke(lam, name, {"k": [1, 2.5, "x"], "n": None})
@@ -219,8 +220,9 @@ def test_stream_handler_from_a_jar(lam, classes):
     assert body == {"length": len(json.dumps({"abc": 1})), "fn": name}
 
 
-def test_exceptions_have_lambdas_java_error_shape(lam, classes):
-    name = _create(lam, _function_zip(classes), "example.Hello::handleRequest")
+@pytest.mark.parametrize("runtime", ["java17", "java21"])
+def test_exceptions_have_lambdas_java_error_shape(lam, classes, runtime):
+    name = _create(lam, _function_zip(classes), "example.Hello::handleRequest", runtime)
     response, body = _invoke(lam, name, {"fail": "x"})
     assert response["FunctionError"] == "Unhandled"
     assert body["errorType"] == "java.lang.IllegalStateException"
@@ -257,8 +259,9 @@ def test_init_errors(lam, classes, handler, error_type, message):
     assert body["errorMessage"].startswith(message)
 
 
-def test_timeout_kills_a_java_function(lam, classes):
-    name = _create(lam, _function_zip(classes), "example.Hello", Timeout=2)
+@pytest.mark.parametrize("runtime", ["java17", "java21"])
+def test_timeout_kills_a_java_function(lam, classes, runtime):
+    name = _create(lam, _function_zip(classes), "example.Hello", runtime, Timeout=2)
     response, body = _invoke(lam, name, {"sleep": True})
     assert response["FunctionError"] == "Unhandled"
     assert body["errorType"] == "Sandbox.Timedout"
@@ -267,7 +270,7 @@ def test_timeout_kills_a_java_function(lam, classes):
 
 def test_runtimes_missing_here_are_refused_with_the_reason(lam, corral_url, classes):
     runtimes = _java_runtimes(corral_url)
-    for runtime, why in (("java21", "no JDK 21"), ("dotnet8", "no .NET SDK")):
+    for runtime, why in (("java11", "no JDK 11"), ("dotnet8", "no .NET SDK")):
         if runtime in runtimes:
             continue
         with pytest.raises(lam.exceptions.InvalidParameterValueException) as err:
@@ -277,12 +280,12 @@ def test_runtimes_missing_here_are_refused_with_the_reason(lam, corral_url, clas
 
 
 def test_updating_to_a_runtime_missing_here_is_refused(lam, corral_url, classes):
-    if "java21" in _java_runtimes(corral_url):
-        pytest.skip("this host has a JDK 21")
+    if "java11" in _java_runtimes(corral_url):
+        pytest.skip("this host has a JDK 11")
     name = _create(lam, _function_zip(classes), "example.Hello")
     with pytest.raises(lam.exceptions.InvalidParameterValueException) as err:
-        lam.update_function_configuration(FunctionName=name, Runtime="java21")
-    assert "no JDK 21" in str(err.value)
+        lam.update_function_configuration(FunctionName=name, Runtime="java11")
+    assert "no JDK 11" in str(err.value)
     assert lam.get_function_configuration(FunctionName=name)["Runtime"] == "java17"
 
 

