@@ -106,6 +106,24 @@ public class Streams implements RequestStreamHandler {
     }
 }
 """,
+    "example/Records.java": """
+package example;
+import com.amazonaws.services.lambda.runtime.Context;
+import com.amazonaws.services.lambda.runtime.RequestHandler;
+import java.util.List;
+// Lambda's own Java 17 example: records in and out
+public class Records implements RequestHandler<Records.Order, Records.Receipt> {
+    public record Item(String sku, int quantity) {}
+    public record Order(String id, List<Item> items, double price) {}
+    record Receipt(String orderId, int units, double total, boolean empty, byte[] raw) {}
+    public Receipt handleRequest(Order order, Context context) {
+        int units = 0;
+        if (order.items() != null) for (Item i : order.items()) units += i.quantity();
+        return new Receipt(order.id(), units, units * order.price(), units == 0,
+            order.id() == null ? null : order.id().getBytes());
+    }
+}
+""",
     "example/Broken.java": """
 package example;
 public class Broken {
@@ -211,6 +229,20 @@ def test_method_handlers_map_json_to_pojos_strings_and_primitives(lam, classes):
     assert _invoke(lam, name, "quiet")[1] == "QUIET"
     name = _create(lam, code, "example.People::twice")
     assert _invoke(lam, name, 21)[1] == 42
+
+
+def test_records_in_and_out(lam, classes):
+    # a record is built through its canonical constructor (no no-argument constructor) and
+    # written from its components; byte[] is a base64 string, as Jackson writes it
+    name = _create(lam, _function_zip(classes), "example.Records")
+    event = {"id": "o-1", "items": [{"sku": "a", "quantity": 2}, {"SKU": "b", "quantity": 3}],
+             "price": 1.5, "extra": True}  # fmt: skip
+    response, body = _invoke(lam, name, event)
+    assert "FunctionError" not in response, body
+    assert body == {"orderId": "o-1", "units": 5, "total": 7.5, "empty": False, "raw": "by0x"}
+    # missing components are null, or a primitive's zero
+    _, body = _invoke(lam, name, {})
+    assert body == {"orderId": None, "units": 0, "total": 0.0, "empty": True, "raw": None}
 
 
 def test_stream_handler_from_a_jar(lam, classes):
