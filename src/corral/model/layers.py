@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from corral.model.arn import Scope
 from corral.model.errors import InvalidParameterValueException, ResourceNotFoundException
-from corral.model.limits import LAYERS_PER_FUNCTION_MAX, UNZIPPED_MAX_BYTES
+from corral.model.limits import LAYERS_PER_FUNCTION_MAX, UNZIPPED_MAX_BYTES, VERSION_MAX
 
 OPT = "/opt"  # where Lambda extracts a function's layers
 POLICY_VERSION = "2012-10-17"
@@ -61,11 +61,15 @@ def parse_layer_name(value: str, scope: Scope) -> str:
 
 
 def parse_layer_version_arn(value: str) -> tuple[str, str, str, int] | None:
-    """(region, account, name, version) of a LayerVersionArn; None if it is not one."""
+    """(region, account, name, version) of a LayerVersionArn; None if it is not one, or
+    its version is beyond any version number."""
     m = _LAYER_ARN.fullmatch(value)
     if m is None or m.group("version") is None:
         return None
-    return m.group("region"), m.group("account"), m.group("name"), int(m.group("version"))
+    version = int(m.group("version"))
+    if version > VERSION_MAX:
+        return None
+    return m.group("region"), m.group("account"), m.group("name"), version
 
 
 @dataclass(frozen=True, slots=True)
