@@ -150,6 +150,38 @@ exports.handler = (event, context, callback) => {
     assert body["errorType"] == "Sandbox.Timedout"
 
 
+def test_a_handler_that_never_answers_returns_null_once_the_event_loop_drains(lam):
+    # aws-lambda-ric posts null when Node's event loop drains before the handler answered;
+    # a handler that still has work pending is waited for (here: its callback in a timer)
+    app = """
+exports.sync = function (event, context) { console.log('hi'); };
+exports.pending = async () => new Promise(() => {});
+exports.later = (event, context, callback) => { setTimeout(() => callback(null, 'later'), 20); };
+"""
+    for handler in ("index.sync", "index.pending"):
+        name = _create(lam, {"index.js": app}, handler=handler, Timeout=5)
+        for _ in range(2):  # the same runtime answers again
+            response, body = _invoke(lam, name, {})
+            assert "FunctionError" not in response, body
+            assert body is None
+    name = _create(lam, {"index.js": app}, handler="index.later")
+    assert _invoke(lam, name, {})[1] == "later"
+
+
+def test_a_callback_error_is_answered_without_waiting_for_the_event_loop(lam):
+    app = """
+exports.handler = (event, context, callback) => {
+  setTimeout(() => {}, 60000);  // held past the timeout, were the error to wait for it
+  callback(new RangeError('at once'));
+};
+"""
+    name = _create(lam, {"index.js": app}, Timeout=2)
+    for _ in range(2):
+        response, body = _invoke(lam, name, {})
+        assert response["FunctionError"] == "Unhandled"
+        assert (body["errorType"], body["errorMessage"]) == ("RangeError", "at once")
+
+
 def test_callback_error_and_thrown_errors(lam):
     app = """
 class ValidationError extends Error { constructor(m) { super(m); this.name = 'ValidationError'; } }

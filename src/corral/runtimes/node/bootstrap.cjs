@@ -152,6 +152,7 @@ class RuntimeApi {
     p.received = 0;
     p.status = undefined;
     this.pending = p;
+    this.socket.ref(); // a request in flight keeps the process alive (see invoke)
     this.socket.write(p.request);
   }
 
@@ -431,17 +432,19 @@ function invoke(api, handler, answer, env) {
       }
       send.then(done, (e) => fatal(e));
     };
+    // While the handler runs, our idle socket does not keep the process alive: when the
+    // event loop drains before the handler has answered (a callback never called, a
+    // promise never settled), the answer is null, as aws-lambda-ric's beforeExit listener.
+    const drained = () => settle(null, undefined, false);
     const settle = (err, result, mayWait) => {
       if (settled) return;
       settled = true;
-      if (mayWait && context.callbackWaitsForEmptyEventLoop) {
-        // Lambda answers a callback only once the event loop is empty: let our own
-        // socket not keep it alive, and post when Node says nothing else is left.
-        api.ref(false);
-        process.once('beforeExit', () => {
-          api.ref(true);
-          post(err, result);
-        });
+      process.removeListener('beforeExit', drained);
+      const ok = err === null || err === undefined;
+      if (ok && mayWait && context.callbackWaitsForEmptyEventLoop) {
+        // Lambda answers a callback's result only once the event loop is empty: post
+        // when Node says nothing else is left. Errors are posted at once, as in ric.
+        process.once('beforeExit', () => post(err, result));
       } else {
         post(err, result);
       }
@@ -460,6 +463,8 @@ function invoke(api, handler, answer, env) {
     }
     if (handler[STREAMING] === 'response') return invokeStreaming(api, handler, answer, env, event, done);
     let result;
+    api.ref(false);
+    process.once('beforeExit', drained);
     try {
       result = handler(event, context, (err, value) => settle(err, value, true));
     } catch (e) {
