@@ -56,6 +56,7 @@ def handler(event, context):
         "opt_listing": sorted(os.listdir(opt)),
         "tool": shutil.which("layer-tool"),
         "ld": os.environ.get("LD_LIBRARY_PATH"),
+        "task": os.environ.get("LAMBDA_TASK_ROOT"),
         "path": os.environ.get("PATH"),
         "sys_path": sys.path[:3],
         "opt_writable": os.access(opt, os.W_OK),
@@ -458,7 +459,8 @@ def test_python_function_imports_what_only_its_layer_provides(lam, corral):
     assert body["sitemod"] == "site-packages"
     assert body["opt_listing"] == ["bin", "lib", "python"]
     assert body["tool"] == f"{body['opt']}/bin/layer-tool"
-    assert f"{body['opt']}/lib" in body["ld"].split(":")
+    # Lambda's order: the system's, the task root and its lib/, then the layers' lib/
+    assert body["ld"] == f"/lib64:/usr/lib64:{body['task']}:{body['task']}/lib:{body['opt']}/lib"
     assert body["sys_path"][1:] == [
         f"{body['opt']}/python/lib/{PY}/site-packages",
         f"{body['opt']}/python",
