@@ -92,10 +92,25 @@ done
 
 
 def test_missing_bootstrap_is_invalid_entrypoint(lam):
+    # Lambda's message names where it looked, as the function sees it (never a host path)
     name = _create(lam, {"README": "no bootstrap here"}, "provided.al2023")
     response, body = _invoke(lam, name, {})
     assert response["FunctionError"] == "Unhandled"
     assert body["errorType"] == "Runtime.InvalidEntrypoint"
+    request_id = response["ResponseMetadata"]["RequestId"]
+    assert body["errorMessage"] == (
+        f"RequestId: {request_id} Error: Couldn't find valid bootstrap(s): "
+        "[/var/task/bootstrap /opt/bootstrap]"
+    )
+    # a bootstrap without the executable bit: Lambda's fork/exec error
+    name = f"rt-{uuid.uuid4().hex[:10]}"
+    code = make_zip({"bootstrap": "#!/bin/sh\n"}, {"bootstrap": 0o644})
+    lam.create_function(
+        FunctionName=name, Runtime="provided.al2", Role=ROLE, Handler="x", Code={"ZipFile": code}
+    )
+    response, body = _invoke(lam, name, {})
+    assert body["errorType"] == "Runtime.InvalidEntrypoint"
+    assert body["errorMessage"].endswith(" Error: fork/exec /var/task/bootstrap: permission denied")
 
 
 def test_runtime_api_refuses_other_request_ids(lam):
