@@ -3,6 +3,7 @@ client unmodified, and the Runtime API's per-environment isolation."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import shutil
@@ -111,6 +112,34 @@ def test_missing_bootstrap_is_invalid_entrypoint(lam):
     response, body = _invoke(lam, name, {})
     assert body["errorType"] == "Runtime.InvalidEntrypoint"
     assert body["errorMessage"].endswith(" Error: fork/exec /var/task/bootstrap: permission denied")
+
+
+def test_a_runtime_exiting_during_init_reports_its_exit_status(lam):
+    # Lambda: "Runtime exited with error: exit status 3"; the init's output is in the tail
+    name = _create(lam, {"bootstrap": "#!/bin/sh\necho init says bye\nexit 3\n"}, "provided.al2")
+    response = lam.invoke(FunctionName=name, Payload=b"{}", LogType="Tail")
+    body = json.loads(response["Payload"].read())
+    request_id = response["ResponseMetadata"]["RequestId"]
+    assert body == {
+        "errorType": "Runtime.ExitError",
+        "errorMessage": f"RequestId: {request_id} Error: Runtime exited with error: exit status 3",
+    }
+    assert "init says bye" in base64.b64decode(response["LogResult"]).decode()
+
+
+def test_the_first_invocations_tail_has_the_init_output(lam):
+    code = "print('loading the module')\ndef handler(event, context):\n    print('handled')\n"
+    name = _create(lam, {"app.py": code}, "python3.11")
+    first = base64.b64decode(
+        lam.invoke(FunctionName=name, Payload=b"{}", LogType="Tail")["LogResult"]
+    ).decode()
+    assert "loading the module" in first
+    assert first.index("loading the module") < first.index("handled")
+    second = base64.b64decode(
+        lam.invoke(FunctionName=name, Payload=b"{}", LogType="Tail")["LogResult"]
+    ).decode()
+    assert "handled" in second
+    assert "loading the module" not in second
 
 
 def test_runtime_api_refuses_other_request_ids(lam):
