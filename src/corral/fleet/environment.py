@@ -153,7 +153,8 @@ class Environment:
         Raises OSError if the runtime cannot be executed (the caller reports
         Runtime.InvalidEntrypoint).
         """
-        launch = self.ctx.runtimes.launch(self.config.runtime, self.code_dir, self.config.memory_mb)
+        c = self.config
+        launch = self.ctx.runtimes.launch(c.runtime, self.code_dir, c.memory_mb, c.environment)
         opt_dir = await self.ctx.opt_dir(self.config.layers) if self.ctx.opt_dir else None
         spec = SandboxSpec(
             env_id=self.id,

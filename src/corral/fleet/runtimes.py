@@ -65,17 +65,27 @@ def python_argv(interpreter: str) -> tuple[str, ...]:
     return (interpreter, "-S", "-u", "-c", code)
 
 
-def node_argv(node: str, memory_mb: int) -> tuple[str, ...]:
+_NODE_HEAP_OPTION = re.compile(r"--max[-_](?:semi|old)[-_]space[-_]size")
+
+
+def node_argv(node: str, memory_mb: int, major: int = 0, node_options: str = "") -> tuple[str, ...]:
     """Lambda's Node.js command line: V8's young generation 1/64 of the memory, the old
-    generation the rest, `gc()` exposed."""
-    new_space = max(memory_mb // 64, 2)
-    return (
-        node,
-        "--expose-gc",
-        f"--max-semi-space-size={new_space // 2}",
-        f"--max-old-space-size={memory_mb - new_space}",
-        str(NODE_BOOTSTRAP),
-    )
+    generation the rest, `gc()` exposed. As Lambda's bootstrap: no heap flags when the
+    function's NODE_OPTIONS sizes either space (V8's default for the other), and Node's
+    experimental features that Lambda disables stay off unless NODE_OPTIONS turns them on
+    (require() of ES modules on Node 20 and 22, module syntax detection on Node 22)."""
+    argv = [node, "--expose-gc"]
+    if not _NODE_HEAP_OPTION.search(node_options):
+        new_space = max(memory_mb // 64, 2)
+        argv += [
+            f"--max-semi-space-size={new_space // 2}",
+            f"--max-old-space-size={memory_mb - new_space}",
+        ]
+    if major in (20, 22) and "--experimental-require-module" not in node_options:
+        argv.append("--no-experimental-require-module")
+    if major == 22 and "--experimental-detect-module" not in node_options:
+        argv.append("--no-experimental-detect-module")
+    return (*argv, str(NODE_BOOTSTRAP))
 
 
 def java_argv(java: str, memory_mb: int, classpath: str, archive: Path | None) -> tuple[str, ...]:
@@ -307,13 +317,23 @@ class RuntimeCatalogue:
             described[runtime] = f"unavailable: {reason}"
         return described
 
-    def launch(self, runtime: str, code_dir: Path, memory_mb: int = 128) -> RuntimeLaunch:
+    def launch(
+        self,
+        runtime: str,
+        code_dir: Path,
+        memory_mb: int = 128,
+        environment: dict[str, str] | None = None,
+    ) -> RuntimeLaunch:
+        """The command line of `runtime`; `environment` is the function's own variables
+        (NODE_OPTIONS decides some of Node's flags, as in Lambda)."""
         if runtime in CUSTOM_RUNTIMES:
             return RuntimeLaunch((str(code_dir / "bootstrap"),), address_space_limited=False)
         program = self.programs[runtime]
         if program.family == "nodejs":
             # V8 reserves far more address space than it uses: no RLIMIT_AS
-            return RuntimeLaunch(node_argv(program.program, memory_mb), address_space_limited=False)
+            node_options = (environment or {}).get("NODE_OPTIONS", "")
+            argv = node_argv(program.program, memory_mb, _runtime_major(runtime), node_options)
+            return RuntimeLaunch(argv, address_space_limited=False)
         if program.family == "java":
             assert self.java is not None
             major = _runtime_major(runtime)

@@ -223,6 +223,7 @@ class RuntimeApi {
 // ---- response streaming: the `awslambda` global of Lambda's Node.js runtimes ----------
 
 const STREAMING = Symbol.for('aws.lambda.runtime.handler.streaming');
+const NODE_MAJOR = Number(process.versions.node.split('.')[0]);
 const CRLF = Buffer.from('\r\n');
 
 globalThis.awslambda = {
@@ -368,6 +369,15 @@ async function loadHandler(appRoot, fullHandler) {
     throw HandlerNotFound(`${fullHandler} is undefined or not exported`);
   }
   if (typeof handler !== 'function') throw HandlerNotFound(`${fullHandler} is not a function`);
+  if (NODE_MAJOR >= 24 && handler[STREAMING] !== 'response' && handler.length >= 3) {
+    // Lambda's Node.js 24 refuses handlers that take a callback, at init
+    throw fault('Runtime.CallbackHandlerDeprecated')(
+      'ERROR: AWS Lambda has removed support for callback-based function handlers starting ' +
+        'with Node.js 24. You need to modify this function to use a supported handler ' +
+        'signature to use Node.js 24 or later. For more information see ' +
+        'https://docs.aws.amazon.com/lambda/latest/dg/nodejs-handler.html.',
+    );
+  }
   return handler;
 }
 
@@ -396,11 +406,15 @@ function makeContext(headers, env, settle) {
     clientContext: parseJsonHeader(headers['lambda-runtime-client-context']),
     identity: parseJsonHeader(headers['lambda-runtime-cognito-identity']),
     getRemainingTimeInMillis: () => deadline - Date.now(),
-    // the legacy context methods, which do not wait for the event loop
-    succeed: (result) => settle(null, result, false),
-    fail: (err) => settle(err === undefined || err === null ? 'handled' : err, undefined, false),
-    done: (err, result) => settle(err, result, false),
   };
+  if (NODE_MAJOR >= 24) {
+    delete context.callbackWaitsForEmptyEventLoop; // Node.js 24 has no callback handlers
+    return context;
+  }
+  // the legacy context methods, which do not wait for the event loop
+  context.succeed = (result) => settle(null, result, false);
+  context.fail = (err) => settle(err === undefined || err === null ? 'handled' : err, undefined, false);
+  context.done = (err, result) => settle(err, result, false);
   return context;
 }
 
