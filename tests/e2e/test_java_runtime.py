@@ -264,11 +264,17 @@ def test_exceptions_have_lambdas_java_error_shape(lam, classes, runtime):
     assert body["cause"]["errorMessage"] == "root cause"
 
 
-def test_bad_input_is_an_unmarshal_error(lam, classes):
+def test_bad_input_is_lambdas_json_parsing_error(lam, classes):
+    # the shape Lambda's Java developer guide shows ("AWS Lambda function errors in Java")
     name = _create(lam, _function_zip(classes), "example.People::twice")
     response, body = _invoke(lam, name, {"not": "a number"})
     assert response["FunctionError"] == "Unhandled"
-    assert body["errorType"] == "Runtime.UnmarshalError"
+    assert body["errorType"] == "java.lang.RuntimeException"
+    assert body["errorMessage"] == "An error occurred during JSON parsing"
+    assert body["stackTrace"] == []
+    assert body["cause"]["errorType"] == "java.io.UncheckedIOException"
+    assert body["cause"]["errorMessage"].startswith("java.io.IOException: Cannot deserialize")
+    assert body["cause"]["cause"]["errorType"] == "java.io.IOException"
 
 
 @pytest.mark.parametrize(
