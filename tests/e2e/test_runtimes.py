@@ -73,6 +73,28 @@ def test_awslambdaric_reports_handler_errors(lam):
     assert body["errorMessage"] == "nope"
 
 
+def test_awslambdaric_handler_that_overruns_its_timeout_is_killed(lam):
+    bootstrap, client = vendored_awslambdaric()
+    app = (
+        "import time\n"
+        "def handler(event, context):\n"
+        "    if event.get('sleep'):\n"
+        "        time.sleep(60)\n"
+        "    return 'awake'\n"
+    )
+    name = _create(
+        lam, {"bootstrap": bootstrap, "app.py": app, **client}, "provided.al2023", Timeout=1
+    )
+    response, body = _invoke(lam, name, {"sleep": True})
+    assert response["FunctionError"] == "Unhandled"
+    assert body["errorType"] == "Sandbox.Timedout"
+    assert body["errorMessage"].endswith("Task timed out after 1.00 seconds")
+    # the killed runtime is replaced by a new one for the next invocation
+    response, body = _invoke(lam, name, {})
+    assert "FunctionError" not in response, body
+    assert body == "awake"
+
+
 def test_shell_bootstrap_speaks_the_runtime_api(lam):
     # A custom runtime in plain sh + curl, as in Lambda's custom runtime tutorial.
     bootstrap = r"""#!/bin/sh
