@@ -56,6 +56,7 @@ def handler(event, context):
         "opt_listing": sorted(os.listdir(opt)),
         "tool": shutil.which("layer-tool"),
         "ld": os.environ.get("LD_LIBRARY_PATH"),
+        "task": os.environ.get("LAMBDA_TASK_ROOT"),
         "path": os.environ.get("PATH"),
         "sys_path": sys.path[:3],
         "opt_writable": os.access(opt, os.W_OK),
@@ -205,6 +206,35 @@ def test_malformed_layer_requests_get_lambda_errors(corral_url, path, error_type
     assert excinfo.value.code == 400
     assert excinfo.value.headers["x-amzn-ErrorType"] == error_type
     assert json.loads(excinfo.value.read())["Type"] == "User"
+
+
+HUGE = "99999999999999999999999"  # beyond any Long: once a 500 (integer overflow)
+
+
+def test_version_numbers_beyond_a_long_are_not_found_never_a_500(lam, corral_url):
+    name = unique_name("huge")
+    publish(lam, name, probe_layer_zip())
+    huge_arn = layer_arn(name, HUGE)
+    with pytest.raises(ClientError) as excinfo:
+        lam.get_layer_version_by_arn(Arn=huge_arn)
+    assert_client_error(excinfo, "ResourceNotFoundException", 404)
+    message = f"Layer version {huge_arn} does not exist."
+    with pytest.raises(ClientError) as excinfo:
+        create(lam, "def handler(e, c):\n    return 1\n", [huge_arn])
+    assert_client_error(excinfo, "InvalidParameterValueException", 400, message)
+    fn = create(lam, "def handler(e, c):\n    return 1\n", [])
+    lam.publish_version(FunctionName=fn)
+    with pytest.raises(ClientError) as excinfo:
+        lam.update_function_configuration(FunctionName=fn, Layers=[huge_arn])
+    assert_client_error(excinfo, "InvalidParameterValueException", 400, message)
+    # list markers: a huge number is past every version; "²" is a digit to str.isdigit only
+    versions = lam.list_layer_versions(LayerName=name, Marker=HUGE)["LayerVersions"]
+    assert [v["Version"] for v in versions] == [1]
+    versions = lam.list_layer_versions(LayerName=name, Marker="\u00b2")["LayerVersions"]
+    assert [v["Version"] for v in versions] == [1]
+    assert lam.list_versions_by_function(FunctionName=fn, Marker=HUGE)["Versions"] == []
+    listed = lam.list_versions_by_function(FunctionName=fn, Marker="\u00b2")["Versions"]
+    assert [v["Version"] for v in listed] == ["1"]
 
 
 def test_list_layers_filters_and_paginates(lam):
@@ -429,7 +459,8 @@ def test_python_function_imports_what_only_its_layer_provides(lam, corral):
     assert body["sitemod"] == "site-packages"
     assert body["opt_listing"] == ["bin", "lib", "python"]
     assert body["tool"] == f"{body['opt']}/bin/layer-tool"
-    assert f"{body['opt']}/lib" in body["ld"].split(":")
+    # Lambda's order: the system's, the task root and its lib/, then the layers' lib/
+    assert body["ld"] == f"/lib64:/usr/lib64:{body['task']}:{body['task']}/lib:{body['opt']}/lib"
     assert body["sys_path"][1:] == [
         f"{body['opt']}/python/lib/{PY}/site-packages",
         f"{body['opt']}/python",

@@ -83,7 +83,8 @@ def test_commonjs_handler_gets_the_event_and_context(lam, corral_url):
         assert body["logGroup"] == f"/aws/lambda/{name}"
         assert body["logStream"]
         assert 0 < body["left"] <= 7000
-        assert body["waits"] is True
+        # Node.js 24 has no callback handlers, so no callbackWaitsForEmptyEventLoop
+        assert body.get("waits") is (None if runtime == "nodejs24.x" else True)
         assert body["clientContext"]["custom"] == {"k": "v"}
         assert body["identity"] is None
         assert body["handlerEnv"] == "index.handler"
@@ -92,6 +93,58 @@ def test_commonjs_handler_gets_the_event_and_context(lam, corral_url):
             "/opt/nodejs/node_modules",
         ]
         assert body["nodePath"].endswith(":/var/task")
+
+
+FLAGS_APP = """
+exports.handler = async () => ({
+  execArgv: process.execArgv,
+  requireModule: process.features.require_module,
+});
+exports.legacy = async (event, context) => ['succeed', 'fail', 'done'].filter((m) => m in context);
+exports.callback = (event, context, callback) => callback(null, 'old style');
+"""
+
+
+def test_node_flags_follow_lambdas_and_a_users_node_options(lam, corral_url):
+    runtimes = _node_runtimes(corral_url)
+    for runtime in runtimes:
+        major = int(runtime.removeprefix("nodejs").removesuffix(".x"))
+        name = _create(lam, {"index.js": FLAGS_APP}, runtime=runtime, MemorySize=512)
+        body = _invoke(lam, name)[1]
+        assert "--max-old-space-size=504" in body["execArgv"]
+        # Lambda disables require() of ES modules on 20 and 22, syntax detection on 22
+        disabled = {20: ["--no-experimental-require-module"], 22: [
+            "--no-experimental-require-module", "--no-experimental-detect-module"]}  # fmt: skip
+        assert [a for a in body["execArgv"] if a.startswith("--no-")] == disabled.get(major, [])
+        if major in (20, 22):
+            assert body["requireModule"] is False
+        # a user's heap size and re-enabled features win, as Lambda's bootstrap lets them
+        options = "--max-old-space-size=300 --experimental-require-module"
+        name = _create(
+            lam, {"index.js": FLAGS_APP}, runtime=runtime, MemorySize=512,
+            Environment={"Variables": {"NODE_OPTIONS": options}},
+        )  # fmt: skip
+        body = _invoke(lam, name)[1]
+        assert not any("space-size" in a for a in body["execArgv"]), body
+        assert "--no-experimental-require-module" not in body["execArgv"]
+        assert body["requireModule"] is True
+
+
+def test_nodejs24_refuses_callback_handlers_as_lambda_does(lam, corral_url):
+    if "nodejs24.x" not in _node_runtimes(corral_url):
+        pytest.skip("no Node.js 24 here")
+    name = _create(lam, {"index.js": FLAGS_APP}, handler="index.callback", runtime="nodejs24.x")
+    response, body = _invoke(lam, name)
+    assert response["FunctionError"] == "Unhandled"
+    assert body["errorType"] == "Runtime.CallbackHandlerDeprecated"
+    assert body["errorMessage"].startswith(
+        "ERROR: AWS Lambda has removed support for callback-based function handlers starting "
+        "with Node.js 24."
+    )
+    name = _create(lam, {"index.js": FLAGS_APP}, handler="index.legacy", runtime="nodejs24.x")
+    assert _invoke(lam, name)[1] == []  # nor the legacy context methods
+    name = _create(lam, {"index.js": FLAGS_APP}, handler="index.callback", runtime="nodejs22.x")
+    assert _invoke(lam, name)[1] == "old style"
 
 
 def test_console_lines_carry_the_request_id(lam):
@@ -148,6 +201,38 @@ exports.handler = (event, context, callback) => {
     assert _invoke(lam, name, {"wait": False})[1] == "answered"
     _, body = _invoke(lam, name, {"wait": True})
     assert body["errorType"] == "Sandbox.Timedout"
+
+
+def test_a_handler_that_never_answers_returns_null_once_the_event_loop_drains(lam):
+    # aws-lambda-ric posts null when Node's event loop drains before the handler answered;
+    # a handler that still has work pending is waited for (here: its callback in a timer)
+    app = """
+exports.sync = function (event, context) { console.log('hi'); };
+exports.pending = async () => new Promise(() => {});
+exports.later = (event, context, callback) => { setTimeout(() => callback(null, 'later'), 20); };
+"""
+    for handler in ("index.sync", "index.pending"):
+        name = _create(lam, {"index.js": app}, handler=handler, Timeout=5)
+        for _ in range(2):  # the same runtime answers again
+            response, body = _invoke(lam, name, {})
+            assert "FunctionError" not in response, body
+            assert body is None
+    name = _create(lam, {"index.js": app}, handler="index.later")
+    assert _invoke(lam, name, {})[1] == "later"
+
+
+def test_a_callback_error_is_answered_without_waiting_for_the_event_loop(lam):
+    app = """
+exports.handler = (event, context, callback) => {
+  setTimeout(() => {}, 60000);  // held past the timeout, were the error to wait for it
+  callback(new RangeError('at once'));
+};
+"""
+    name = _create(lam, {"index.js": app}, Timeout=2)
+    for _ in range(2):
+        response, body = _invoke(lam, name, {})
+        assert response["FunctionError"] == "Unhandled"
+        assert (body["errorType"], body["errorMessage"]) == ("RangeError", "at once")
 
 
 def test_callback_error_and_thrown_errors(lam):

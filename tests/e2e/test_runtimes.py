@@ -3,6 +3,7 @@ client unmodified, and the Runtime API's per-environment isolation."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import shutil
@@ -72,6 +73,28 @@ def test_awslambdaric_reports_handler_errors(lam):
     assert body["errorMessage"] == "nope"
 
 
+def test_awslambdaric_handler_that_overruns_its_timeout_is_killed(lam):
+    bootstrap, client = vendored_awslambdaric()
+    app = (
+        "import time\n"
+        "def handler(event, context):\n"
+        "    if event.get('sleep'):\n"
+        "        time.sleep(60)\n"
+        "    return 'awake'\n"
+    )
+    name = _create(
+        lam, {"bootstrap": bootstrap, "app.py": app, **client}, "provided.al2023", Timeout=1
+    )
+    response, body = _invoke(lam, name, {"sleep": True})
+    assert response["FunctionError"] == "Unhandled"
+    assert body["errorType"] == "Sandbox.Timedout"
+    assert body["errorMessage"].endswith("Task timed out after 1.00 seconds")
+    # the killed runtime is replaced by a new one for the next invocation
+    response, body = _invoke(lam, name, {})
+    assert "FunctionError" not in response, body
+    assert body == "awake"
+
+
 def test_shell_bootstrap_speaks_the_runtime_api(lam):
     # A custom runtime in plain sh + curl, as in Lambda's custom runtime tutorial.
     bootstrap = r"""#!/bin/sh
@@ -92,10 +115,53 @@ done
 
 
 def test_missing_bootstrap_is_invalid_entrypoint(lam):
+    # Lambda's message names where it looked, as the function sees it (never a host path)
     name = _create(lam, {"README": "no bootstrap here"}, "provided.al2023")
     response, body = _invoke(lam, name, {})
     assert response["FunctionError"] == "Unhandled"
     assert body["errorType"] == "Runtime.InvalidEntrypoint"
+    request_id = response["ResponseMetadata"]["RequestId"]
+    assert body["errorMessage"] == (
+        f"RequestId: {request_id} Error: Couldn't find valid bootstrap(s): "
+        "[/var/task/bootstrap /opt/bootstrap]"
+    )
+    # a bootstrap without the executable bit: Lambda's fork/exec error
+    name = f"rt-{uuid.uuid4().hex[:10]}"
+    code = make_zip({"bootstrap": "#!/bin/sh\n"}, {"bootstrap": 0o644})
+    lam.create_function(
+        FunctionName=name, Runtime="provided.al2", Role=ROLE, Handler="x", Code={"ZipFile": code}
+    )
+    response, body = _invoke(lam, name, {})
+    assert body["errorType"] == "Runtime.InvalidEntrypoint"
+    assert body["errorMessage"].endswith(" Error: fork/exec /var/task/bootstrap: permission denied")
+
+
+def test_a_runtime_exiting_during_init_reports_its_exit_status(lam):
+    # Lambda: "Runtime exited with error: exit status 3"; the init's output is in the tail
+    name = _create(lam, {"bootstrap": "#!/bin/sh\necho init says bye\nexit 3\n"}, "provided.al2")
+    response = lam.invoke(FunctionName=name, Payload=b"{}", LogType="Tail")
+    body = json.loads(response["Payload"].read())
+    request_id = response["ResponseMetadata"]["RequestId"]
+    assert body == {
+        "errorType": "Runtime.ExitError",
+        "errorMessage": f"RequestId: {request_id} Error: Runtime exited with error: exit status 3",
+    }
+    assert "init says bye" in base64.b64decode(response["LogResult"]).decode()
+
+
+def test_the_first_invocations_tail_has_the_init_output(lam):
+    code = "print('loading the module')\ndef handler(event, context):\n    print('handled')\n"
+    name = _create(lam, {"app.py": code}, "python3.11")
+    first = base64.b64decode(
+        lam.invoke(FunctionName=name, Payload=b"{}", LogType="Tail")["LogResult"]
+    ).decode()
+    assert "loading the module" in first
+    assert first.index("loading the module") < first.index("handled")
+    second = base64.b64decode(
+        lam.invoke(FunctionName=name, Payload=b"{}", LogType="Tail")["LogResult"]
+    ).decode()
+    assert "handled" in second
+    assert "loading the module" not in second
 
 
 def test_runtime_api_refuses_other_request_ids(lam):

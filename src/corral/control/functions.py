@@ -173,8 +173,8 @@ class FunctionService:
         after = 0
         if marker is None:
             page.append(latest)
-        elif marker.isdigit():
-            after = int(marker)
+        else:
+            after = limits.version_marker(marker) or 0
         records = self.db.list_versions(name, after, limit + 1 - len(page))
         page += [FunctionConfig.from_record(r) for r in records]
         next_marker = None

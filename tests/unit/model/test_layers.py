@@ -77,11 +77,12 @@ def test_search_paths_follow_lambda_with_the_opt_root_moved():
         "/opt/nodejs/node20/node_modules:/opt/nodejs/node_modules:/rt/node_modules:/rt:/var/task"
     )
     assert node["PATH"].split(":")[-1] == "/opt/bin"
-    assert node["LD_LIBRARY_PATH"].split(":")[-1] == "/opt/lib"
+    assert node["LD_LIBRARY_PATH"] == "/lib64:/usr/lib64:/var/task:/var/task/lib:/opt/lib"
     python = search_path_environment("python3.12", "/data/layers/k", "/rt", "/code")
     assert "NODE_PATH" not in python
     assert python["CORRAL_OPT_DIR"] == "/data/layers/k"
     assert python["PATH"].endswith(":/data/layers/k/bin")
+    assert python["LD_LIBRARY_PATH"].endswith(":/code:/code/lib:/data/layers/k/lib")
 
 
 def test_layer_version_wire_shape_omits_what_was_not_given():

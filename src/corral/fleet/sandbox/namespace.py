@@ -177,6 +177,17 @@ class _Staging:
         return removed
 
 
+def _check_entry_point(spec: SandboxSpec) -> None:
+    """Raise the OSError exec would give for an entry point in the code that cannot run,
+    naming it as the function sees it (under /var/task), never by its host path."""
+    entry, code_dir = spec.argv[0], str(spec.code_dir)
+    if entry.startswith(code_dir + "/") and not os.access(entry, os.X_OK):
+        seen = TASK_ROOT + entry[len(code_dir) :]
+        if os.path.lexists(entry):
+            raise PermissionError(errno.EACCES, "permission denied", seen)
+        raise FileNotFoundError(errno.ENOENT, "no such file or directory", seen)
+
+
 class NamespaceSandboxProcess:
     __slots__ = (
         "_cgroup",
@@ -340,8 +351,7 @@ class NamespaceSandbox:
             raise
 
     async def _spawn(self, spec: SandboxSpec, cgroup: EnvironmentCgroup) -> NamespaceSandboxProcess:
-        if not os.access(spec.argv[0], os.X_OK) and spec.argv[0].startswith(str(spec.code_dir)):
-            raise FileNotFoundError(errno.ENOENT, "no executable entry point", spec.argv[0])
+        _check_entry_point(spec)
         info_r, info_w = os.pipe2(os.O_CLOEXEC)
         block_r, block_w = os.pipe2(os.O_CLOEXEC)
         try:

@@ -152,6 +152,7 @@ class RuntimeApi {
     p.received = 0;
     p.status = undefined;
     this.pending = p;
+    this.socket.ref(); // a request in flight keeps the process alive (see invoke)
     this.socket.write(p.request);
   }
 
@@ -222,6 +223,7 @@ class RuntimeApi {
 // ---- response streaming: the `awslambda` global of Lambda's Node.js runtimes ----------
 
 const STREAMING = Symbol.for('aws.lambda.runtime.handler.streaming');
+const NODE_MAJOR = Number(process.versions.node.split('.')[0]);
 const CRLF = Buffer.from('\r\n');
 
 globalThis.awslambda = {
@@ -367,6 +369,15 @@ async function loadHandler(appRoot, fullHandler) {
     throw HandlerNotFound(`${fullHandler} is undefined or not exported`);
   }
   if (typeof handler !== 'function') throw HandlerNotFound(`${fullHandler} is not a function`);
+  if (NODE_MAJOR >= 24 && handler[STREAMING] !== 'response' && handler.length >= 3) {
+    // Lambda's Node.js 24 refuses handlers that take a callback, at init
+    throw fault('Runtime.CallbackHandlerDeprecated')(
+      'ERROR: AWS Lambda has removed support for callback-based function handlers starting ' +
+        'with Node.js 24. You need to modify this function to use a supported handler ' +
+        'signature to use Node.js 24 or later. For more information see ' +
+        'https://docs.aws.amazon.com/lambda/latest/dg/nodejs-handler.html.',
+    );
+  }
   return handler;
 }
 
@@ -395,11 +406,15 @@ function makeContext(headers, env, settle) {
     clientContext: parseJsonHeader(headers['lambda-runtime-client-context']),
     identity: parseJsonHeader(headers['lambda-runtime-cognito-identity']),
     getRemainingTimeInMillis: () => deadline - Date.now(),
-    // the legacy context methods, which do not wait for the event loop
-    succeed: (result) => settle(null, result, false),
-    fail: (err) => settle(err === undefined || err === null ? 'handled' : err, undefined, false),
-    done: (err, result) => settle(err, result, false),
   };
+  if (NODE_MAJOR >= 24) {
+    delete context.callbackWaitsForEmptyEventLoop; // Node.js 24 has no callback handlers
+    return context;
+  }
+  // the legacy context methods, which do not wait for the event loop
+  context.succeed = (result) => settle(null, result, false);
+  context.fail = (err) => settle(err === undefined || err === null ? 'handled' : err, undefined, false);
+  context.done = (err, result) => settle(err, result, false);
   return context;
 }
 
@@ -431,17 +446,19 @@ function invoke(api, handler, answer, env) {
       }
       send.then(done, (e) => fatal(e));
     };
+    // While the handler runs, our idle socket does not keep the process alive: when the
+    // event loop drains before the handler has answered (a callback never called, a
+    // promise never settled), the answer is null, as aws-lambda-ric's beforeExit listener.
+    const drained = () => settle(null, undefined, false);
     const settle = (err, result, mayWait) => {
       if (settled) return;
       settled = true;
-      if (mayWait && context.callbackWaitsForEmptyEventLoop) {
-        // Lambda answers a callback only once the event loop is empty: let our own
-        // socket not keep it alive, and post when Node says nothing else is left.
-        api.ref(false);
-        process.once('beforeExit', () => {
-          api.ref(true);
-          post(err, result);
-        });
+      process.removeListener('beforeExit', drained);
+      const ok = err === null || err === undefined;
+      if (ok && mayWait && context.callbackWaitsForEmptyEventLoop) {
+        // Lambda answers a callback's result only once the event loop is empty: post
+        // when Node says nothing else is left. Errors are posted at once, as in ric.
+        process.once('beforeExit', () => post(err, result));
       } else {
         post(err, result);
       }
@@ -460,6 +477,8 @@ function invoke(api, handler, answer, env) {
     }
     if (handler[STREAMING] === 'response') return invokeStreaming(api, handler, answer, env, event, done);
     let result;
+    api.ref(false);
+    process.once('beforeExit', drained);
     try {
       result = handler(event, context, (err, value) => settle(err, value, true));
     } catch (e) {

@@ -276,7 +276,10 @@ public final class Bootstrap {
             try {
                 return Json.convert(Json.parse(new String(event, StandardCharsets.UTF_8)), type);
             } catch (Json.ParseException e) {
-                throw new Fault("Runtime.UnmarshalError", "An error occurred during JSON parsing: " + e.getMessage(), null);
+                // Lambda's shape: a RuntimeException caused by the serializer's
+                // UncheckedIOException, caused by the parser's own exception
+                throw new RuntimeException("An error occurred during JSON parsing",
+                        new java.io.UncheckedIOException(new java.io.IOException(e.getMessage())));
             }
         }
     }

@@ -5,12 +5,14 @@ import java.lang.reflect.Field;
 import java.lang.reflect.GenericArrayType;
 import java.lang.reflect.Method;
 import java.lang.reflect.Modifier;
+import java.lang.reflect.RecordComponent;
 import java.lang.reflect.ParameterizedType;
 import java.lang.reflect.Type;
 import java.lang.reflect.WildcardType;
 import java.math.BigDecimal;
 import java.math.BigInteger;
 import java.util.ArrayList;
+import java.util.Base64;
 import java.util.Collection;
 import java.util.HashMap;
 import java.util.LinkedHashMap;
@@ -25,8 +27,10 @@ import java.util.Set;
  * with no third-party jar (Maven Central is out of reach here, and Jackson costs ~100 ms of
  * class loading at every cold start). Types: String, primitives and their boxes, BigDecimal,
  * BigInteger, enums, Map, List/Collection/Set, arrays, Object (maps, lists, strings, numbers,
- * booleans) and POJOs: a public no-argument constructor and setters or public fields, matched
- * case-insensitively and ignoring unknown properties, as Lambda's serializer does.
+ * booleans), records (through their canonical constructor and component accessors), byte[] as
+ * a base64 string (as Jackson) and POJOs: a public no-argument constructor and setters or
+ * public fields, matched case-insensitively and ignoring unknown properties, as Lambda's
+ * serializer does.
  */
 final class Json {
     private Json() {}
@@ -251,6 +255,13 @@ final class Json {
             }
             throw new ParseException("Unknown " + raw.getSimpleName() + " value " + value);
         }
+        if (raw == byte[].class && value instanceof String) {
+            try {
+                return Base64.getMimeDecoder().decode((String) value);
+            } catch (IllegalArgumentException e) {
+                throw new ParseException("Cannot deserialize a JSON string into byte[]: not base64");
+            }
+        }
         if (raw.isArray() || type instanceof GenericArrayType) {
             if (!(value instanceof List)) throw mismatch(value, raw);
             Type component = type instanceof GenericArrayType
@@ -282,6 +293,7 @@ final class Json {
             return items;
         }
         if (!(value instanceof Map)) throw mismatch(value, raw);
+        if (raw.isRecord()) return record((Map<?, ?>) value, raw);
         return pojo((Map<?, ?>) value, raw);
     }
 
@@ -343,6 +355,32 @@ final class Json {
             return ctor.newInstance();
         } catch (ReflectiveOperationException | RuntimeException e) {
             throw new ParseException("Cannot create " + raw.getName() + ": it needs a no-argument constructor");
+        }
+    }
+
+    /** A record from its canonical constructor: components matched case-insensitively,
+     * missing ones null (or a primitive's zero), unknown properties ignored. */
+    private static Object record(Map<?, ?> value, Class<?> raw) {
+        Map<String, Object> byName = new HashMap<>();
+        for (Map.Entry<?, ?> e : value.entrySet()) {
+            byName.putIfAbsent(String.valueOf(e.getKey()).toLowerCase(Locale.ROOT), e.getValue());
+        }
+        RecordComponent[] components = raw.getRecordComponents();
+        Class<?>[] types = new Class<?>[components.length];
+        Object[] args = new Object[components.length];
+        for (int i = 0; i < components.length; i++) {
+            types[i] = components[i].getType();
+            Object item = byName.get(components[i].getName().toLowerCase(Locale.ROOT));
+            args[i] = convert(item, components[i].getGenericType());
+        }
+        try {
+            java.lang.reflect.Constructor<?> ctor = raw.getDeclaredConstructor(types);
+            ctor.setAccessible(true);
+            return ctor.newInstance(args);
+        } catch (java.lang.reflect.InvocationTargetException e) {
+            throw new ParseException("Cannot create " + raw.getName() + ": " + e.getCause());
+        } catch (ReflectiveOperationException | RuntimeException e) {
+            throw new ParseException("Cannot create " + raw.getName() + ": " + e);
         }
     }
 
@@ -433,6 +471,8 @@ final class Json {
                 write(item, out, depth + 1);
             }
             out.append(']');
+        } else if (value instanceof byte[]) {
+            string(Base64.getEncoder().encodeToString((byte[]) value), out);
         } else if (value.getClass().isArray()) {
             out.append('[');
             int n = Array.getLength(value);
@@ -450,6 +490,15 @@ final class Json {
         Map<String, Object> properties = new LinkedHashMap<>();
         Class<?> raw = value.getClass();
         try {
+            if (raw.isRecord()) { // its components, in declaration order
+                for (RecordComponent c : raw.getRecordComponents()) {
+                    Method accessor = c.getAccessor();
+                    accessor.setAccessible(true);
+                    properties.put(c.getName(), accessor.invoke(value));
+                }
+                write(properties, out, depth + 1);
+                return;
+            }
             for (Field f : raw.getFields()) {
                 if (!Modifier.isStatic(f.getModifiers())) properties.put(f.getName(), f.get(value));
             }
