@@ -11,22 +11,27 @@ lines with a timestamp, and the flush stores each stream's new whole lines as on
 - a byte cap per log group: past it, the oldest events are dropped;
 - retention (PutRetentionPolicy) applied by `sweep`, which the server runs periodically.
 Readers that follow a function's log (`read`) wait on an event that each flush sets.
-Use from the event loop thread only.
+Use from the event loop thread only; queries (`query`, `read`) run in worker threads, each
+with its own read-only connection, so scanning megabytes of events never holds the loop.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import logging
+import threading
 import time
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from corral.model import logs as model
 from corral.model.report import logs_dropped_record
-from corral.store.logs import LogDatabase, segment, segments_time_range
+from corral.store.logs import LogDatabase, LogReader, LogReads, segment, segments_time_range
 
 _time = time.time
 log = logging.getLogger("corral.logs")
@@ -34,7 +39,9 @@ log = logging.getLogger("corral.logs")
 FLUSH_DELAY_S = 0.05
 CHECKPOINT_BYTES = 4 * 1024 * 1024  # written to the WAL before a checkpoint is due
 READ_LIMIT_BYTES = 1 << 20
+QUERY_THREADS = 2
 DAY_MS = 86_400_000
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +109,27 @@ class FunctionLogs:
         self._group_bytes = self.db.group_sizes()
         self._since_checkpoint = 0
         self._checkpointing: asyncio.Future[None] | None = None
+        self._queries = concurrent.futures.ThreadPoolExecutor(
+            QUERY_THREADS, thread_name_prefix="corral-logs-query"
+        )
+        self._local = threading.local()
+        self._readers: list[LogReader] = []
+
+    # ---- reading -------------------------------------------------------------------
+
+    async def query(self, call: Callable[[LogReads], T]) -> T:
+        """`call(reader)` in a worker thread, after storing what is buffered, so it sees
+        every line written so far."""
+        self.flush()
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._queries, self._run_query, call)
+
+    def _run_query(self, call: Callable[[LogReads], T]) -> T:
+        reader = getattr(self._local, "reader", None)
+        if reader is None:
+            reader = self._local.reader = self.db.reader()
+            self._readers.append(reader)
+        return call(reader)
 
     # ---- writing -------------------------------------------------------------------
 
@@ -304,22 +332,18 @@ class FunctionLogs:
     async def read(self, function_name: str, offset: int, wait_s: float = 0) -> tuple[bytes, int]:
         """The function's log lines after cursor `offset` (0: from the start) as text, and
         the cursor after them. With `wait_s`, waits up to that long for new lines."""
-        data, next_offset = self._read_from(function_name, offset)
+        data, next_offset = await self._read_from(function_name, offset)
         if not data and wait_s > 0 and not self._closing:
             changed = self._changed.get(function_name)
             if changed is None:
                 changed = self._changed[function_name] = asyncio.Event()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(changed.wait(), wait_s)
-            data, next_offset = self._read_from(function_name, offset)
+            data, next_offset = await self._read_from(function_name, offset)
         return data, next_offset
 
-    def _read_from(self, function_name: str, offset: int) -> tuple[bytes, int]:
-        chunks = self.db.function_chunks(function_name, offset, READ_LIMIT_BYTES)
-        if not chunks:
-            return b"", offset
-        text = "".join(message + "\n" for chunk in chunks for _, message in chunk.events())
-        return text.encode(), chunks[-1].id
+    async def _read_from(self, function_name: str, offset: int) -> tuple[bytes, int]:
+        return await self.query(lambda db: _function_text(db, function_name, offset))
 
     def release_readers(self) -> None:
         """End every long-poll now and refuse to start new ones (shutdown has begun)."""
@@ -336,6 +360,9 @@ class FunctionLogs:
             self._flush_handle = None
         with contextlib.suppress(RuntimeError):
             self._final_flush()
+        self._queries.shutdown(wait=True)
+        for reader in self._readers:
+            reader.close()
         self.db.close()
 
     def _final_flush(self) -> None:
@@ -343,6 +370,15 @@ class FunctionLogs:
             stream.carry_seen = True  # nothing more will come: store partial lines too
         self.flush()
         self._flush_handle = None
+
+
+def _function_text(db: LogReads, function_name: str, offset: int) -> tuple[bytes, int]:
+    """The function's log lines after chunk `offset` as text, and the cursor after them."""
+    chunks = db.function_chunks(function_name, offset, READ_LIMIT_BYTES)
+    if not chunks:
+        return b"", offset
+    text = "".join(message + "\n" for chunk in chunks for _, message in chunk.events())
+    return text.encode(), chunks[-1].id
 
 
 def _log_failure(future: asyncio.Future[None]) -> None:
