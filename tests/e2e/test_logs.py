@@ -309,3 +309,28 @@ def test_wire_errors_are_json_with_type(corral_url):
     assert (status, body["__type"]) == (400, "SerializationException")
     status, body = _post(corral_url, "Logs_20140328.DescribeLogGroups", b"{}")
     assert status == 200 and isinstance(body["logGroups"], list)
+
+
+def test_out_of_range_tokens_and_offsets_are_refused(lam, logs, corral_url):
+    """Numbers past 64 bits in a token or cursor are a bad token, not a server error."""
+    name = _create(lam)
+    stream = _invoke(lam, name)["stream"]
+    group = f"/aws/lambda/{name}"
+    _messages(logs, group, 1)
+    huge = "99999999999999999999999"
+    invalid = {
+        "Code": "InvalidParameterException",
+        "Message": "The specified nextToken is invalid.",
+    }
+    for token in (f"f/1/{huge}/1", f"b/{huge}/1/1", f"f/1/1/-{huge}"):
+        with pytest.raises(ClientError) as caught:
+            logs.get_log_events(logGroupName=group, logStreamName=stream, nextToken=token)
+        assert caught.value.response["Error"] == invalid, token
+    for token in (f"n/{huge}/1/1", f"n/1/{huge}/1", f"n/1/1/{huge}"):
+        with pytest.raises(ClientError) as caught:
+            logs.filter_log_events(logGroupName=group, nextToken=token)
+        assert caught.value.response["Error"] == invalid, token
+    with pytest.raises(urllib.error.HTTPError) as caught:
+        urllib.request.urlopen(f"{corral_url}/corral/v1/functions/{name}/logs?offset={huge}")
+    assert caught.value.code == 400
+    assert json.loads(caught.value.read())["Type"] == "User"

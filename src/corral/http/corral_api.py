@@ -38,6 +38,7 @@ _LOGS = re.compile(r"/corral/v1/functions/([A-Za-z0-9_-]{1,64})/logs")
 _STATS = re.compile(r"/corral/v1/functions/([A-Za-z0-9_-]{1,64})/stats")
 _FUNCTION_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 MAX_WAIT_S = 30.0
+OFFSET_MAX = (1 << 63) - 1  # log cursors are SQLite row ids: signed 64 bits
 STATS_WINDOW_S = 3600.0
 
 
@@ -127,6 +128,8 @@ class CorralApi:
             raise InvalidParameterValueException("offset and wait_s must be numbers") from None
         if offset < 0 or wait_s < 0:
             raise InvalidParameterValueException("offset and wait_s must not be negative")
+        if offset > OFFSET_MAX:
+            raise InvalidParameterValueException(f"offset must not be over {OFFSET_MAX}")
         return offset, wait_s
 
 

@@ -163,6 +163,9 @@ def parse_filter_pattern(text: str | None) -> FilterPattern | None:
 # An event's position is (timestamp, chunk id, index in chunk): one order for every stream.
 
 Position = tuple[int, int, int]
+# Every part of a position a token names lies within this: well inside SQLite's signed
+# 64 bits, with room for the +-1 that paging adds (Corral's own tokens stay within it).
+TOKEN_PART_MAX = 1 << 62
 
 
 def encode_token(prefix: str, position: Position) -> str:
@@ -173,9 +176,12 @@ def decode_token(token: str, prefixes: str) -> tuple[str, Position]:
     """`prefixes`: the token kinds this operation accepts ("fb" or "n")."""
     try:
         prefix, ts, chunk, index = token.split("/")
+        position = (int(ts), int(chunk), int(index))
         if prefix not in prefixes or not prefix:
             raise ValueError
-        return prefix, (int(ts), int(chunk), int(index))
+        if any(abs(part) > TOKEN_PART_MAX for part in position):
+            raise ValueError  # SQLite takes 64-bit integers only
+        return prefix, position
     except ValueError:
         raise InvalidParameterException("The specified nextToken is invalid.") from None
 
