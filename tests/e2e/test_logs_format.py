@@ -17,7 +17,7 @@ ROLE = "arn:aws:iam::000000000000:role/x"
 TRACE = re.compile(r"^Root=1-[0-9a-f]{8}-[0-9a-f]{24};Parent=[0-9a-f]{16};Sampled=0$")
 STAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{3})?Z$")
 HANDLER = """
-import logging, os
+import logging, os, sys
 
 logger = logging.getLogger("app")
 
@@ -30,6 +30,7 @@ def handler(event, context):
     except ValueError:
         logger.exception("caught")
     print("plain print")
+    print("stderr line", file=sys.stderr, flush=True)
     print('{"level": "debug", "msg": "printed debug"}')
     print('{"level": "error", "msg": "printed error"}')
     if event.get("fail"):
@@ -108,7 +109,8 @@ def test_json_format_writes_lambda_records_filtered_by_application_level(lam, lo
     assert all(r["requestId"] == request_id and STAMP.match(r["timestamp"]) for r in app)
     assert (app[1]["errorType"], app[1]["errorMessage"]) == ("ValueError", "boom")
     assert app[1]["stackTrace"] and "location" in app[1]
-    assert "plain print" in messages
+    # Lines without a level (print(), other output) are INFO, below WARN: dropped too.
+    assert "plain print" not in messages and "stderr line" not in messages
     assert not any("info line" in m or "debug line" in m for m in messages)
     # Printed JSON with a "level" is filtered by the platform too.
     assert '{"level": "error", "msg": "printed error"}' in messages
@@ -140,7 +142,11 @@ def test_system_log_level_filters_platform_records(lam, logs, system_level, expe
         },
     )
     _invoke(lam, name)
-    messages = _log(logs, name, lambda ms: "plain print" in ms and any('"caught"' in m for m in ms))
+    messages = _log(
+        logs,
+        name,
+        lambda ms: any("printed error" in m for m in ms) and any('"caught"' in m for m in ms),
+    )
     if expected:
         messages = _log(logs, name, lambda ms: any('"platform.report"' in m for m in ms))
     kinds = [r["type"] for r in _records(messages) if "type" in r]
@@ -159,6 +165,7 @@ def test_json_format_logs_function_errors_as_json(lam, logs):
     assert report["record"]["status"] == "error"
     # INFO is the application level by default: info lines are there, debug ones not.
     assert any('"info line"' in m for m in messages)
+    assert "plain print" in messages and "stderr line" in messages
     assert not any('"debug line"' in m for m in messages)
 
 

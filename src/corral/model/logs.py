@@ -211,23 +211,37 @@ _LEVEL_ORDER = {"TRACE": 0, "DEBUG": 1, "INFO": 2, "WARN": 3, "WARNING": 3, "ERR
 _LEVEL_ORDER |= {"FATAL": 5, "CRITICAL": 5}
 
 
+_INFO_RANK = _LEVEL_ORDER["INFO"]
+
+
 def level_rank(level: str | None) -> int:
-    return _LEVEL_ORDER.get((level or "INFO").upper(), 2)
+    """A level's rank; no level, or one Lambda does not know, is INFO."""
+    return _LEVEL_ORDER.get((level or "INFO").upper(), _INFO_RANK)
+
+
+def level_filter_needed(lines: bytes, min_rank: int) -> bool:
+    """Whether `drop_below_level` could drop any of `lines` (a cheap test for the common
+    case: at INFO and below only lines naming a lower "level" can go)."""
+    return min_rank > _INFO_RANK or (min_rank > 0 and b'"level"' in lines)
 
 
 def drop_below_level(lines: bytes, min_rank: int) -> bytes:
-    """`lines` without the JSON objects whose "level" ranks below `min_rank`: Lambda's
-    filtering of application logs ("Log-level filtering"; other lines count as INFO)."""
+    """`lines` without those whose level ranks below `min_rank`: Lambda's filtering of
+    application logs ("Log-level filtering"). A line's level is the "level" of the JSON
+    object it holds; a line with none, or an invalid one (plain print() output, stderr,
+    other JSON), is INFO."""
     kept = []
     for line in lines.split(b"\n"):
+        rank = _INFO_RANK
         if line.startswith(b"{") and b'"level"' in line:
             try:
                 level = orjson.loads(line).get("level")
             except (orjson.JSONDecodeError, AttributeError):
                 level = None
-            if isinstance(level, str) and level_rank(level) < min_rank:
-                continue
-        kept.append(line)
+            if isinstance(level, str):
+                rank = level_rank(level)
+        if rank >= min_rank or not line:
+            kept.append(line)
     return b"\n".join(kept)
 
 

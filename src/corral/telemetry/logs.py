@@ -233,9 +233,9 @@ class FunctionLogs:
             cut = data.rfind(b"\n") + 1
             if cut:
                 lines = data[:cut]
-                if stream.min_level and b'"level"' in lines:
-                    lines = model.drop_below_level(lines, stream.min_level)
-                segments.append(segment(at, lines))
+                lines = _level_filtered(stream, lines)
+                if lines:
+                    segments.append(segment(at, lines))
             stream.carry, stream.carry_ms = data[cut:], (ms if cut else at)
             stream.carry_seen = False
             if len(stream.carry) > model.EVENT_MAX_BYTES:
@@ -261,7 +261,9 @@ class FunctionLogs:
     def _end_carry(stream: LogStream, segments: list[bytes]) -> None:
         if stream.carry:
             carry = stream.carry if stream.carry.endswith(b"\n") else stream.carry + b"\n"
-            segments.append(segment(stream.carry_ms, carry))
+            carry = _level_filtered(stream, carry)
+            if carry:
+                segments.append(segment(stream.carry_ms, carry))
             stream.carry = b""
 
     def _dropped_line(self, stream: LogStream, at_ms: int) -> str:
@@ -370,6 +372,13 @@ class FunctionLogs:
             stream.carry_seen = True  # nothing more will come: store partial lines too
         self.flush()
         self._flush_handle = None
+
+
+def _level_filtered(stream: LogStream, lines: bytes) -> bytes:
+    """Whole lines of function output without those below ApplicationLogLevel."""
+    if model.level_filter_needed(lines, stream.min_level):
+        return model.drop_below_level(lines, stream.min_level)
+    return lines
 
 
 def _function_text(db: LogReads, function_name: str, offset: int) -> tuple[bytes, int]:
