@@ -97,6 +97,32 @@ def _sequence(client, name: str, successes: int, failures: int) -> None:
 
 # ---- /metrics -----------------------------------------------------------------------
 
+REPORT = re.compile(
+    r"^REPORT RequestId: \S+\tDuration: ([\d.]+) ms\tBilled Duration: (\d+) ms\t.*?"
+    r"(?:Init Duration: ([\d.]+) ms)?\t$",
+    re.MULTILINE,
+)
+
+
+def test_cold_start_bills_the_init_phase_everywhere(corral_url, lam):
+    """Lambda bills INIT on on-demand cold starts (since August 2025): REPORT, the usage
+    bill and the billed-duration metric all include it."""
+    name = _create(lam)
+    _invoke(lam, name)
+    _invoke(lam, name)
+    billed = _billed_in_reports(corral_url, name, 2)
+    _, _, log = _get(f"{corral_url}/corral/v1/functions/{name}/logs")
+    (cold, warm) = REPORT.findall(log.decode())
+    duration, cold_billed, init = float(cold[0]), int(cold[1]), float(cold[2])
+    # REPORT prints two decimals: allow their rounding either way.
+    assert duration + init - 0.01 <= cold_billed < duration + init + 1.01
+    assert warm[2] == "" and float(warm[0]) - 0.01 <= int(warm[1]) < float(warm[0]) + 1.01
+    fv = {"function": name, "version": "$LATEST"}
+    assert _value(_scrape(corral_url), "corral_billed_duration_milliseconds_total", **fv) == sum(
+        billed
+    )
+    assert _usage(corral_url, function=name)["totals"]["billed_ms"] == sum(billed)
+
 
 def test_metrics_count_a_known_sequence_exactly(corral_url, lam):
     name = _create(lam)

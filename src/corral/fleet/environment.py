@@ -354,7 +354,7 @@ class Environment:
                         at,
                         inv.request_id,
                         duration_ms,
-                        billed_ms(duration_ms),
+                        billed_ms(duration_ms, init_ms),
                         self.config.memory_mb,
                         used_mb,
                         init_ms,
@@ -367,7 +367,7 @@ class Environment:
                 + report.report_line(
                     inv.request_id,
                     duration_ms,
-                    billed_ms(duration_ms),
+                    billed_ms(duration_ms, init_ms),
                     self.config.memory_mb,
                     used_mb,
                     init_ms,

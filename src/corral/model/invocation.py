@@ -64,8 +64,12 @@ def new_trace_id(now_s: float | None = None) -> str:
     return f"Root=1-{epoch:08x}-{rnd[:24]};Parent={rnd[24:]};Sampled=0"
 
 
-def billed_ms(duration_ms: float) -> int:
-    """Lambda bills in 1 ms steps, rounding up, and at least 1 ms."""
+def billed_ms(duration_ms: float, init_duration_ms: float | None = None) -> int:
+    """Lambda bills in 1 ms steps, rounding up, and at least 1 ms. Since 1 August 2025 it
+    bills the INIT phase of on-demand environments too: a cold start's Billed Duration is
+    Duration + Init Duration (provisioned environments report no Init Duration)."""
+    if init_duration_ms is not None:
+        duration_ms += init_duration_ms
     return max(1, math.ceil(duration_ms))
 
 

@@ -4,8 +4,8 @@ The invoke path appends a tuple to a list (no I/O). The list is written as one b
 it reaches FLUSH_BATCH records or FLUSH_DELAY_S after its first record, whichever comes
 first, by a single worker thread; queries run on the same thread after the writes queued
 before them, so they always see every finished invocation. `close` writes what is left.
-Billing follows Lambda: duration rounded up to 1 ms (at least 1), GB-seconds = memory GB
-x billed seconds, plus a price per request.
+Billing follows Lambda: duration (plus Init Duration on on-demand cold starts) rounded up
+to 1 ms (at least 1), GB-seconds = memory GB x billed seconds, plus a price per request.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from math import ceil
 from typing import Protocol
 
 from corral.model.function import FunctionConfig
-from corral.model.invocation import InvocationResult
+from corral.model.invocation import InvocationResult, billed_ms
 from corral.store.metering import RecentInvocations, UsageSums
 
 log = logging.getLogger("corral.telemetry")
@@ -182,7 +182,7 @@ class Metering:
                 request_id,
                 kind,
                 duration_ms,
-                ceil(duration_ms) or 1,  # billed_ms(duration_ms), inlined
+                billed_ms(duration_ms, result.init_duration_ms),
                 config.memory_mb,
                 result.init_duration_ms,
                 result.function_error,

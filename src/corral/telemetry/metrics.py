@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from math import ceil
 
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -24,7 +23,7 @@ from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
 from corral.model.function import FunctionConfig
-from corral.model.invocation import InvocationResult
+from corral.model.invocation import InvocationResult, billed_ms
 from corral.store.queue import QueueStats
 from corral.telemetry import EVENT, SYNC
 
@@ -103,13 +102,13 @@ class InvocationMetrics(Collector):
             record.event_success += 1
         else:
             record.event_error += 1
-        # Inlined histogram observations and billed_ms(): this runs on every invoke.
+        # Inlined histogram observations: this runs on every invoke.
         duration_ms = result.duration_ms
         histogram = record.duration
         histogram.counts[bisect_left(DURATION_BUCKETS_MS, duration_ms)] += 1
         histogram.sum_ms += duration_ms
-        record.billed_ms += ceil(duration_ms) or 1  # as billed_ms(): 1 ms steps, at least 1
         init_ms = result.init_duration_ms
+        record.billed_ms += billed_ms(duration_ms, init_ms)
         if init_ms is not None:
             record.cold_starts += 1
             record.init_duration.observe(init_ms)
@@ -140,7 +139,7 @@ class InvocationMetrics(Collector):
         )
         billed = CounterMetricFamily(
             "corral_billed_duration_milliseconds",
-            "Billed duration (1 ms steps, at least 1 ms per invocation).",
+            "Billed duration as in REPORT (1 ms steps, at least 1 ms, Init Duration included).",
             labels=labels,
         )
         cold = CounterMetricFamily(

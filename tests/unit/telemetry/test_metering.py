@@ -177,7 +177,7 @@ def test_a_full_batch_is_written_at_once_and_cancels_the_timer():
     assert [len(batch) for batch in store.batches] == [3, 1]
 
 
-def test_record_row_has_billed_ms_rounded_up_and_at_least_one():
+def test_record_row_has_billed_ms_rounded_up_at_least_one_and_init_included():
     store, timer = FakeStore(), HandTimer()
     meter = metering(store, timer, batch=100)
     meter.completed(CONFIG, "sync", "a", result(0.0))
@@ -185,7 +185,7 @@ def test_record_row_has_billed_ms_rounded_up_and_at_least_one():
     meter.completed(CONFIG, "sync", "c", result(1.01, error="Unhandled"))
     meter.flush()
     rows = [dict(zip(RECORD_COLUMNS, row, strict=True)) for row in store.batches[0]]
-    assert [r["billed_ms"] for r in rows] == [1, 1, 2]
+    assert [r["billed_ms"] for r in rows] == [1, 82, 2]  # a cold start bills its init
     assert [r["invocation_type"] for r in rows] == ["sync", "event", "sync"]
     assert [r["init_duration_ms"] for r in rows] == [None, 80.5, None]
     assert [r["function_error"] for r in rows] == [None, None, "Unhandled"]
