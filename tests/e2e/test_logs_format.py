@@ -14,7 +14,7 @@ from botocore.exceptions import ClientError
 from tests.support import logs_client, make_zip, wait_until
 
 ROLE = "arn:aws:iam::000000000000:role/x"
-TRACE = re.compile(r"^Root=1-[0-9a-f]{8}-[0-9a-f]{24};Parent=[0-9a-f]{16};Sampled=0$")
+TRACE = re.compile(r"^Root=1-[0-9a-f]{8}-[0-9a-f]{24};Parent=[0-9a-f]{16};Sampled=[01]$")
 STAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{3})?Z$")
 HANDLER = """
 import logging, os, sys
@@ -210,11 +210,28 @@ def _invoke_raw(url: str, name: str, headers: dict[str, str]) -> dict:
         return json.loads(reply.read())
 
 
-def test_trace_header_reaches_the_function(lam, corral_url):
+def test_trace_header_reaches_the_function_with_the_invocation_as_parent(lam, corral_url):
     name = _create(lam)
-    trace = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"
-    got = _invoke_raw(corral_url, name, {"X-Amzn-Trace-Id": trace})
-    assert got["trace"] == trace
+    root = "Root=1-5759e988-bd862e3fe1be46a994272793"
+    got = _invoke_raw(
+        corral_url, name, {"X-Amzn-Trace-Id": f"{root};Parent=53995c3f42cd8ad8;Sampled=1"}
+    )["trace"]
+    assert TRACE.match(got)
+    fields = got.split(";")
+    assert fields[0] == root and fields[2] == "Sampled=1"
+    assert fields[1] != "Parent=53995c3f42cd8ad8"  # Lambda's own segment is the parent
+    # A Root alone is completed with a Parent and Sampled.
+    got = _invoke_raw(corral_url, name, {"X-Amzn-Trace-Id": root})["trace"]
+    assert TRACE.match(got) and got.startswith(root + ";Parent=") and got.endswith(";Sampled=0")
+
+
+@pytest.mark.parametrize(
+    "header", ["garbage", "Root=1-" + "a" * 9000, "x" * 9000], ids=["garbage", "long-root", "long"]
+)
+def test_an_invalid_trace_header_is_replaced_by_a_new_trace(lam, corral_url, header):
+    name = _create(lam)
+    got = _invoke_raw(corral_url, name, {"X-Amzn-Trace-Id": header})["trace"]
+    assert TRACE.match(got) and got.endswith(";Sampled=0")
 
 
 def test_trace_id_is_generated_per_invocation_when_absent(lam, corral_url):

@@ -379,6 +379,7 @@ class Environment:
         result.duration_ms = duration_ms
         result.init_duration_ms = init_ms
         result.trace_id = inv.trace_id
+        result.caller_span_id = inv.caller_span_id
         self._tail = None
         self._start_logged = False
         self._dispatched_at = 0.0

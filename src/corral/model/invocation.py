@@ -25,10 +25,11 @@ class Invocation:
     payload: bytes
     invoked_arn: str
     timeout_s: int
-    trace_id: str
+    trace_id: str  # X-Amzn-Trace-Id as the function sees it (Parent: the invocation's span)
     client_context: str | None = None  # JSON text, already base64-decoded
     cognito_identity: str | None = None
     want_tail: bool = False
+    caller_span_id: str | None = None  # the Parent of the X-Amzn-Trace-Id it was called with
 
 
 @dataclass(slots=True)
@@ -43,6 +44,7 @@ class InvocationResult:
     init_duration_ms: float | None = None
     error_type: str | None = None  # a streamed response's error trailer, when it had one
     trace_id: str = ""  # the invocation's X-Amzn-Trace-Id (for span export)
+    caller_span_id: str | None = None  # the caller's span: the invocation span's parent
 
 
 # Ids must be unique, not secret: a generator seeded from the OS once is enough, and avoids
@@ -55,6 +57,17 @@ def new_request_id() -> str:
     h = f"{_random.getrandbits(128):032x}"
     variant = "89ab"[int(h[16], 16) & 3]
     return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{variant}{h[17:20]}-{h[20:32]}"
+
+
+def new_trace_root(now_s: float | None = None) -> str:
+    """A new X-Ray trace id: `1-<8 hex seconds>-<24 hex>`."""
+    epoch = int(now_s if now_s is not None else time.time())
+    return f"1-{epoch:08x}-{_random.getrandbits(96):024x}"
+
+
+def new_span_id() -> str:
+    """A new span (X-Ray segment) id: 16 hex digits, not all zero."""
+    return f"{_random.getrandbits(64) or 1:016x}"
 
 
 def new_trace_id(now_s: float | None = None) -> str:
