@@ -223,6 +223,8 @@ class Corral:
         self.background.start(
             self.logs.run_sweeper(self.settings.log_sweep_interval_s), "log retention"
         )
+        retention_s = self.settings.metering_retention_days * 86_400
+        self.background.start(self.metering.run_retention(retention_s), "metering retention")
         if self.spans:
             self.background.start(self.spans.run(), "OTLP span export")
         print(
@@ -233,6 +235,7 @@ class Corral:
 
     async def shutdown(self) -> None:
         self.dispatcher.stop()
+        self.metering.stop()
         if self.spans:
             self.spans.stop()
         await self.background.drain(SHUTDOWN_DRAIN_S)

@@ -31,6 +31,8 @@ class Settings:
     log_group_max_bytes: int = 100 * 1024 * 1024
     log_rate_bytes_per_s: int = 2 * 1024 * 1024
     log_sweep_interval_s: float = 60.0
+    # Per-invocation metering records are kept this long, then rolled up into hourly sums.
+    metering_retention_days: float = 7.0
     otlp_endpoint: str | None = None  # export invocation spans over OTLP/HTTP when set
     auth_configured: bool = False  # no authentication exists yet: non-loopback binds refused
 

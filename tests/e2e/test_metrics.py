@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import re
+import sqlite3
+import time
 import urllib.error
 import urllib.request
 import uuid
@@ -16,6 +18,7 @@ import pytest
 from botocore.exceptions import ClientError
 from prometheus_client.parser import text_string_to_metric_families
 
+from corral.store.metering import MeteringStore
 from tests.e2e.test_cli import corral_cli, ok
 from tests.support import CorralProcess, lambda_client, make_zip, wait_until
 
@@ -318,3 +321,29 @@ def test_usage_command_rejects_bad_time(corral_url):
     result = corral_cli(corral_url, "usage", "--since", "last tuesday")
     assert result.returncode == 2
     assert "InvalidParameterValueException" in result.stderr
+
+
+def test_old_metering_records_are_rolled_up_and_still_billed(tmp_path):
+    """Past --metering-retention-days, per-invocation records become hourly sums: the
+    database stops growing with them, and `usage` bills them all the same."""
+    now = time.time()
+    store = MeteringStore.sqlite(tmp_path / "metering.db")
+    old = [
+        (now - 30 * 86_400 + i, "ancient", "$LATEST", f"r{i}", "sync", 1.5, 2, 128, None, None)
+        for i in range(5)
+    ]
+    recent = [(now - 86_400, "ancient", "$LATEST", "r9", "sync", 1.5, 3, 256, None, None)]
+    store.insert(old + recent)
+    store.close()
+    with CorralProcess(tmp_path, "--metering-retention-days", "2") as server:
+
+        def rows() -> int | None:
+            with sqlite3.connect(tmp_path / "metering.db") as db:
+                (count,) = db.execute("SELECT count(*) FROM invocation_records").fetchone()
+            return count if count == 1 else None
+
+        wait_until(rows, what="old records rolled up")
+        bill = _usage(server.url, function="ancient")
+        assert (bill["totals"]["requests"], bill["totals"]["billed_ms"]) == (6, 5 * 2 + 3)
+        since = datetime.fromtimestamp(now - 2 * 86_400, UTC).isoformat()
+        assert _usage(server.url, function="ancient", since=since)["totals"]["requests"] == 1

@@ -42,6 +42,12 @@ def serve(
         min=1024,
         help="Bytes of function output logged per environment and second; the rest is dropped.",
     ),
+    metering_retention_days: float = typer.Option(
+        7.0,
+        min=0,
+        help="Days per-invocation metering records are kept; older ones are rolled up into "
+        "hourly sums, which `corral usage` still counts.",
+    ),
     otlp_endpoint: str = typer.Option(
         "", help="OTLP/HTTP collector (http://host:4318): export a span per invocation."
     ),
@@ -65,6 +71,7 @@ def serve(
         log_group_max_bytes=log_group_max_bytes,
         log_rate_bytes_per_s=log_rate_limit,
         otlp_endpoint=otlp_endpoint or None,
+        metering_retention_days=metering_retention_days,
     )
     from corral.app import serve as run
 
