@@ -142,7 +142,7 @@ class Corral:
                 self.metrics,
                 self.invoker.running_by_function,
                 self.environment_states,
-                self.events.stats,
+                self.events.stats_by_function,
                 [state.value for state in State],
             )
         )

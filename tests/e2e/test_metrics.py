@@ -167,8 +167,37 @@ def test_metrics_count_event_invocations_by_type(corral_url, lam):
     s = wait_until(events_counted, what="2 event invocations in /metrics")
     labels = {"function": name, "version": "$LATEST", "type": "sync"}
     assert _value(s, "corral_invocations_total", **labels, result="success") == 0
-    assert _value(s, "corral_async_queue_depth") is not None
-    assert _value(s, "corral_async_queue_oldest_event_age_seconds") is not None
+    fn = {"function": name, "target": "function"}
+    assert _value(s, "corral_async_queue_depth", **fn) == 0
+    assert _value(s, "corral_async_queue_oldest_event_age_seconds", **fn) == 0
+
+
+def test_async_queue_gauges_are_per_function(corral_url, lam):
+    """Events held back (no concurrency for the function) count in its own series only."""
+    held, other = _create(lam), _create(lam)
+    lam.put_function_concurrency(FunctionName=held, ReservedConcurrentExecutions=0)
+    try:
+        for _ in range(3):
+            assert _invoke(lam, held, InvocationType="Event")["StatusCode"] == 202
+        assert _invoke(lam, other, InvocationType="Event")["StatusCode"] == 202
+
+        def settled():
+            s = _scrape(corral_url)
+            done = _value(
+                s, "corral_invocations_total", function=other, version="$LATEST",
+                type="event", result="success",
+            )  # fmt: skip
+            return s if done == 1 else None
+
+        s = wait_until(settled, what="the other function's event to run")
+        held_labels = {"function": held, "target": "function"}
+        assert _value(s, "corral_async_queue_depth", **held_labels) == 3
+        assert _value(s, "corral_async_queue_running", **held_labels) == 0
+        assert _value(s, "corral_async_queue_oldest_event_age_seconds", **held_labels) > 0
+        other_labels = {"function": other, "target": "function"}
+        assert _value(s, "corral_async_queue_depth", **other_labels) == 0
+    finally:
+        lam.delete_function(FunctionName=held)
 
 
 def test_metrics_is_prometheus_text_format(corral_url):
