@@ -80,7 +80,12 @@ class Corral:
         self.db = Database.sqlite(data / "corral.db")
         self.code = CodeStore(data / "code")
         self.logs = FunctionLogs(
-            data / "logs", LogLimits(settings.log_group_max_bytes, settings.log_rate_bytes_per_s)
+            data / "logs",
+            LogLimits(
+                settings.log_group_max_bytes,
+                settings.log_rate_bytes_per_s,
+                settings.log_total_max_bytes,
+            ),
         )
         self.runtimes = RuntimeCatalogue()
         self.sandbox = build_sandbox(settings.sandbox, data / "run", self.runtimes)

@@ -234,12 +234,14 @@ class LogDatabase(LogReads):
         """A new read-only connection to this database, for one worker thread."""
         return LogReader(self._path)
 
-    def checkpoint(self) -> None:
+    def checkpoint(self, truncate: bool = False) -> None:
         """Copy the WAL into the database file so it can be reused. Blocking (fsync): run
-        it in a worker thread; it does not block the writer."""
-        db = sqlite3.connect(self._path, isolation_level=None)
+        it in a worker thread. PASSIVE does not block the writer; with `truncate` (when
+        the log is idle) the WAL file is also cut to nothing, giving its disk space back:
+        that holds the write lock for the (short) time it takes."""
+        db = sqlite3.connect(self._path, isolation_level=None, timeout=0)
         try:
-            db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            db.execute(f"PRAGMA wal_checkpoint({'TRUNCATE' if truncate else 'PASSIVE'})")
         finally:
             db.close()
 
@@ -317,6 +319,24 @@ class LogDatabase(LogReads):
             freed += size
         self._delete_chunks(group, doomed)
         return freed
+
+    def drop_oldest_anywhere(self, excess_bytes: int) -> dict[str, int]:
+        """Delete the server's oldest chunks, whatever their group, until `excess_bytes`
+        are freed. Bytes freed per group."""
+        rows = self._db.execute(
+            "SELECT id, stream_id, size, group_name FROM log_chunks ORDER BY id"
+        )
+        doomed: dict[str, list[tuple[int, int, int]]] = {}
+        freed = 0
+        for chunk_id, stream_id, size, group in rows:
+            if freed >= excess_bytes:
+                break
+            doomed.setdefault(group, []).append((chunk_id, stream_id, size))
+            freed += size
+        rows.close()
+        for group, chunks in doomed.items():
+            self._delete_chunks(group, chunks)
+        return {group: sum(size for _, _, size in chunks) for group, chunks in doomed.items()}
 
     def expire(self, group: str, before_ms: int) -> int:
         """Delete the group's chunks whose events are all older than `before_ms`, and the

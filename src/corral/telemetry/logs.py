@@ -8,7 +8,8 @@ lines with a timestamp, and the flush stores each stream's new whole lines as on
   second; platform lines are never dropped): the excess is dropped and one line (in JSON
   format a `platform.logsDropped` record) says how much;
 - lines are cut at CloudWatch's 256 KB event limit;
-- a byte cap per log group: past it, the oldest events are dropped;
+- a byte cap per log group: past it, the oldest events are dropped; and a cap on all
+  groups together, past which the server's oldest events go, whatever their group;
 - retention (PutRetentionPolicy) applied by `sweep`, which the server runs periodically.
 Readers that follow a function's log (`read`) wait on an event that each flush sets.
 Use from the event loop thread only; queries (`query`, `read`) run in worker threads, each
@@ -48,6 +49,7 @@ T = TypeVar("T")
 class LogLimits:
     group_max_bytes: int = 100 * 1024 * 1024
     stream_bytes_per_s: int = 2 * 1024 * 1024
+    total_max_bytes: int = 1024 * 1024 * 1024
 
 
 class LogStream:
@@ -109,6 +111,8 @@ class FunctionLogs:
         self._group_bytes = self.db.group_sizes()
         self._since_checkpoint = 0
         self._checkpointing: asyncio.Future[None] | None = None
+        self._flushes = 0  # flushes that stored something
+        self._flushes_at_maintain = -1
         self._queries = concurrent.futures.ThreadPoolExecutor(
             QUERY_THREADS, thread_name_prefix="corral-logs-query"
         )
@@ -200,12 +204,14 @@ class FunctionLogs:
             rows.append((stream.stream_id, stream.group, first, last, ingestion_ms, data))
             self._group_bytes[stream.group] = self._group_bytes.get(stream.group, 0) + len(data)
         if rows:
+            self._flushes += 1
             self.db.add_chunks(rows)
             self._since_checkpoint += sum(len(row[5]) for row in rows)
             if self._since_checkpoint >= CHECKPOINT_BYTES:
                 self._checkpoint()
             for group in {row[1] for row in rows}:
                 self._enforce_cap(group)
+            self._enforce_total_cap()
             for function in {s.function for s in dirty.values()}:
                 changed = self._changed.pop(function, None)
                 if changed is not None:
@@ -277,14 +283,15 @@ class FunctionLogs:
             return record.decode().rstrip("\n")
         return f"[Corral] {reason}: {stream.dropped_lines} line(s), {stream.dropped_bytes} bytes"
 
-    def _checkpoint(self) -> None:
+    def _checkpoint(self, truncate: bool = False) -> asyncio.Future[None] | None:
         """Start a WAL checkpoint in a worker thread unless one is running."""
         if self._checkpointing is not None and not self._checkpointing.done():
-            return
+            return None
         self._since_checkpoint = 0
         loop = asyncio.get_running_loop()
-        self._checkpointing = loop.run_in_executor(None, self.db.checkpoint)
+        self._checkpointing = loop.run_in_executor(None, self.db.checkpoint, truncate)
         self._checkpointing.add_done_callback(_log_failure)
+        return self._checkpointing
 
     def _enforce_cap(self, group: str) -> None:
         excess = self._group_bytes.get(group, 0) - self.limits.group_max_bytes
@@ -292,6 +299,13 @@ class FunctionLogs:
             # A tenth more than needed, so a group at its cap is not trimmed at every flush.
             freed = self.db.drop_oldest(group, excess + self.limits.group_max_bytes // 10)
             self._group_bytes[group] -= freed
+
+    def _enforce_total_cap(self) -> None:
+        excess = sum(self._group_bytes.values()) - self.limits.total_max_bytes
+        if excess > 0:
+            freed = self.db.drop_oldest_anywhere(excess + self.limits.total_max_bytes // 10)
+            for group, size in freed.items():
+                self._group_bytes[group] = self._group_bytes.get(group, 0) - size
 
     # ---- the group life cycle ------------------------------------------------------
 
@@ -321,11 +335,18 @@ class FunctionLogs:
             freed += gone
         return freed
 
+    def maintain(self) -> asyncio.Future[None] | None:
+        """Apply retention and checkpoint the WAL; if nothing was written since the last
+        time, truncate the WAL too (an idle log gives its WAL's disk space back)."""
+        self.sweep()
+        idle = self._flushes == self._flushes_at_maintain
+        self._flushes_at_maintain = self._flushes
+        return self._checkpoint(truncate=idle)
+
     async def run_sweeper(self, interval_s: float) -> None:
         """Apply retention every `interval_s`, and checkpoint the WAL, until shutdown."""
         while not self._closing:
-            self.sweep()
-            self._checkpoint()
+            self.maintain()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._closed.wait(), interval_s)
 

@@ -79,3 +79,41 @@ def test_retention_sweep_deletes_expired_events(tmp_path):
     freed_now, freed_later, messages, streams = asyncio.run(run())
     assert freed_now == 0 and freed_later > 0
     assert messages == [] and streams == []
+
+
+def test_total_cap_drops_the_servers_oldest_events_whatever_their_group(tmp_path):
+    async def run():
+        store = FunctionLogs(tmp_path, LogLimits(total_max_bytes=30_000))
+        streams = [store.open_stream(f"f{g}", f"/aws/lambda/f{g}", "s1") for g in range(3)]
+        for i in range(20):
+            for g, stream in enumerate(streams):
+                store.platform(stream, f"event {g} {i:03d} {'y' * 1000}\n".encode())
+            store.flush()
+        groups = store.db.groups()
+        first = {g.name: _messages(store, g.name)[0] for g in groups}
+        last = {g.name: _messages(store, g.name)[-1] for g in groups}
+        return groups, first, last
+
+    groups, first, last = asyncio.run(run())
+    assert sum(g.stored_bytes for g in groups) <= 30_000  # each group alone is far below
+    assert all(g.stored_bytes > 0 for g in groups)
+    assert all(m.startswith(f"event {g} 019") for g, m in enumerate(last.values()))
+    assert not any(m.startswith(f"event {g} 000") for g, m in enumerate(first.values()))
+
+
+def test_an_idle_log_truncates_its_wal(tmp_path):
+    async def run():
+        store = FunctionLogs(tmp_path)
+        stream = store.open_stream("f", "/aws/lambda/f", "s1")
+        store.platform(stream, b"x" * 100_000 + b"\n")
+        store.flush()
+        wal = tmp_path / "logs.db-wal"
+        await store.maintain()  # written since the last time: a passive checkpoint
+        busy_size = wal.stat().st_size
+        await store.maintain()  # nothing new: the WAL is truncated
+        idle_size = wal.stat().st_size
+        store.close()
+        return busy_size, idle_size
+
+    busy_size, idle_size = asyncio.run(run())
+    assert busy_size > 100_000 and idle_size == 0
