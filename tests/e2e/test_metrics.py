@@ -305,6 +305,23 @@ def test_stats_of_last_hour(corral_url, lam):
     assert 0 < stats["p50_ms"] <= stats["p99_ms"]
 
 
+@pytest.mark.parametrize(
+    "query",
+    ["window_s=inf", "window_s=nan", "window_s=-1", "window_s=x"],
+)
+def test_stats_window_must_be_positive_and_finite(corral_url, lam, query):
+    name = _create(lam)
+    status, headers, body = _get(f"{corral_url}/corral/v1/functions/{name}/stats?{query}")
+    assert status == 400, body
+    assert headers["x-amzn-ErrorType"] == "InvalidParameterValueException"
+
+
+def test_log_follow_wait_must_be_a_number(corral_url, lam):
+    name = _create(lam)
+    status, _, _ = _get(f"{corral_url}/corral/v1/functions/{name}/logs?wait_s=nan")
+    assert status == 400
+
+
 def test_stats_command_prints_last_hour(corral_url, lam):
     name = _create(lam)
     _sequence(lam, name, successes=3, failures=1)

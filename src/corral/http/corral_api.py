@@ -16,6 +16,7 @@ GET /corral/v1/usage[?since=ISO&until=ISO&function=NAME]
 
 from __future__ import annotations
 
+import math
 import re
 import time
 from collections.abc import Callable
@@ -126,6 +127,8 @@ class CorralApi:
             wait_s = min(float(values.get("wait_s", 0)), MAX_WAIT_S)
         except ValueError:
             raise InvalidParameterValueException("offset and wait_s must be numbers") from None
+        if math.isnan(wait_s):
+            raise InvalidParameterValueException("wait_s must be a number of seconds")
         if offset < 0 or wait_s < 0:
             raise InvalidParameterValueException("offset and wait_s must not be negative")
         if offset > OFFSET_MAX:
@@ -139,8 +142,8 @@ def _stats_query(query: str) -> float:
         window_s = float(values.get("window_s", STATS_WINDOW_S))
     except ValueError:
         raise InvalidParameterValueException("window_s must be a number of seconds") from None
-    if not window_s > 0:
-        raise InvalidParameterValueException("window_s must be positive")
+    if not 0 < window_s < math.inf:  # NaN and infinity too
+        raise InvalidParameterValueException("window_s must be a positive, finite number")
     return window_s
 
 
