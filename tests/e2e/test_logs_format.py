@@ -3,6 +3,7 @@ Python runtime and the platform write to the log group, and what the function se
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import urllib.request
@@ -122,6 +123,16 @@ def test_json_format_writes_lambda_records_filtered_by_application_level(lam, lo
     assert {"durationMs", "billedDurationMs", "memorySizeMB", "maxMemoryUsedMB"} <= set(metrics)
     assert "initDurationMs" in metrics
     assert not any(m.startswith(("START ", "END ", "REPORT ")) for m in messages)
+
+
+def test_log_tail_is_filtered_by_application_level_like_the_log(lam, logs):
+    name = _create(lam, LoggingConfig={"LogFormat": "JSON", "ApplicationLogLevel": "WARN"})
+    response = lam.invoke(FunctionName=name, Payload=b"{}", LogType="Tail")
+    tail = base64.b64decode(response["LogResult"]).decode()
+    assert '"warned 1"' in tail and '"caught"' in tail and "printed error" in tail
+    assert '"platform.report"' in tail
+    for dropped in ("info line", "debug line", "plain print", "stderr line", "printed debug"):
+        assert dropped not in tail, dropped
 
 
 @pytest.mark.parametrize(

@@ -41,7 +41,7 @@ from corral.model.invocation import (
     timeout_error,
 )
 from corral.model.layers import OPT, FunctionLayer, search_path_environment
-from corral.model.logs import iso_ms, level_rank, now_ms
+from corral.model.logs import LevelFilter, iso_ms, level_rank, now_ms
 from corral.telemetry.logs import FunctionLogs
 
 log = logging.getLogger("corral.fleet")
@@ -136,6 +136,7 @@ class Environment:
             (config.application_log_level or "INFO") if self._json_logs else None,
         )
         self._tail: bytearray | None = None  # the invocation's log, kept for LogType Tail
+        self._tail_filter: LevelFilter | None = None  # ApplicationLogLevel, as the log's
         self._start_logged = False
         self._stopped = asyncio.Event()
         self._memory_used_mb = 0
@@ -307,7 +308,7 @@ class Environment:
         self._parked = None
         self._current = inv
         self.state = State.BUSY
-        self._tail = bytearray() if inv.want_tail else None
+        self._start_tail(inv.want_tail)
         self._log_start(inv)
         self._dispatched_at = time.perf_counter()
         deadline_ms = int(time.time() * 1000) + inv.timeout_s * 1000
@@ -333,7 +334,7 @@ class Environment:
         self._sink = None
         self._answered = inv.request_id
         if not self._start_logged:  # it ended before it was dispatched
-            self._tail = bytearray() if inv.want_tail else None
+            self._start_tail(inv.want_tail)
             self._log_start(inv)
         duration_ms = (
             (time.perf_counter() - self._dispatched_at) * 1000 if self._dispatched_at else 0.0
@@ -375,6 +376,8 @@ class Environment:
                 )
             )
         if self._tail is not None:
+            if self._tail_filter is not None:
+                self._tail += self._tail_filter.end()
             result.log_tail = bytes(self._tail[-limits.LOG_TAIL_BYTES :])
         result.duration_ms = duration_ms
         result.init_duration_ms = init_ms
@@ -396,15 +399,24 @@ class Environment:
             start = report.start_record(iso_ms(now_ms()), inv.request_id, self.config.version)
             self._platform(start)
 
+    def _start_tail(self, wanted: bool) -> None:
+        self._tail = bytearray() if wanted else None
+        level = self._log.min_level
+        self._tail_filter = LevelFilter(level) if wanted and level else None
+
     def _platform(self, line: bytes) -> None:
         self.ctx.logs.platform(self._log, line)
         if self._tail is not None:
+            if self._tail_filter is not None:  # the output line before it, unfinished
+                self._tail += self._tail_filter.end()
             self._tail += line
             del self._tail[: -limits.LOG_TAIL_BYTES]
 
     def _output(self, data: bytes) -> None:
         self.ctx.logs.output(self._log, data)
         if self._tail is not None:
+            if self._tail_filter is not None:  # what the log store drops, the tail does too
+                data = self._tail_filter.feed(data)
             self._tail += data
             del self._tail[: -limits.LOG_TAIL_BYTES]
 

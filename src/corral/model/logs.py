@@ -245,6 +245,28 @@ def drop_below_level(lines: bytes, min_rank: int) -> bytes:
     return b"\n".join(kept)
 
 
+class LevelFilter:
+    """`drop_below_level` over output that arrives in pieces: `feed` returns the whole
+    lines kept so far, `end` the rest (a last line without its newline), filtered too."""
+
+    __slots__ = ("min_rank", "rest")
+
+    def __init__(self, min_rank: int) -> None:
+        self.min_rank = min_rank
+        self.rest = b""
+
+    def feed(self, data: bytes) -> bytes:
+        data = self.rest + data
+        cut = data.rfind(b"\n") + 1
+        self.rest = data[cut:]
+        lines = data[:cut]
+        return drop_below_level(lines, self.min_rank) if lines else b""
+
+    def end(self) -> bytes:
+        rest, self.rest = self.rest, b""
+        return drop_below_level(rest, self.min_rank) if rest else b""
+
+
 def iso_ms(epoch_ms: int) -> str:
     seconds, ms = divmod(epoch_ms, 1000)
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{ms:03d}Z"
