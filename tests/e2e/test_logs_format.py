@@ -99,7 +99,14 @@ def test_json_format_writes_lambda_records_filtered_by_application_level(lam, lo
     messages = _log(logs, name, lambda ms: any('"platform.report"' in m for m in ms))
     records = _records(messages)
 
-    start = records[0]
+    init_start, init_report, start = records[:3]
+    assert init_start["type"] == "platform.initStart" and STAMP.match(init_start["time"])
+    assert init_start["record"]["initializationType"] == "on-demand"
+    assert init_start["record"]["runtimeVersion"].startswith("python:3.11.")
+    assert init_start["record"]["functionName"] == name
+    assert init_report["type"] == "platform.initReport"
+    assert init_report["record"]["status"] == "success"
+    assert init_report["record"]["metrics"]["durationMs"] > 0
     assert start["type"] == "platform.start" and STAMP.match(start["time"])
     assert start["record"] == {"requestId": request_id, "version": "$LATEST"}
     app = [r for r in records if "logger" in r]
@@ -135,11 +142,14 @@ def test_log_tail_is_filtered_by_application_level_like_the_log(lam, logs):
         assert dropped not in tail, dropped
 
 
+INIT = ["platform.initStart", "platform.initReport"]
+
+
 @pytest.mark.parametrize(
     ("system_level", "expected"),
     [
-        ("DEBUG", ["platform.start", "platform.runtimeDone", "platform.report"]),
-        ("INFO", ["platform.start", "platform.report"]),
+        ("DEBUG", [*INIT, "platform.start", "platform.runtimeDone", "platform.report"]),
+        ("INFO", [*INIT, "platform.start", "platform.report"]),
         ("WARN", []),
     ],
 )
@@ -185,7 +195,8 @@ def test_text_format_keeps_lambda_text_lines(lam, logs):
     _, got = _invoke(lam, name)
     assert (got["format"], got["level"]) == ("Text", None)
     messages = _log(logs, name, lambda ms: any(m.startswith("REPORT") for m in ms))
-    assert messages[0].startswith("START RequestId:")
+    assert messages[0].startswith("INIT_START Runtime Version: python:3.11.")
+    assert messages[1].startswith("START RequestId:")
     assert any(m.startswith("[WARNING]\t") and m.endswith("warned 1") for m in messages)
 
 

@@ -166,6 +166,7 @@ class Environment:
             ephemeral_storage_mb=self.config.ephemeral_storage_mb,
             address_space_limited=launch.address_space_limited,
         )
+        self._log_init_start()
         self._started_at = time.perf_counter()
         try:
             self._process = await self.ctx.sandbox.spawn(spec)
@@ -399,6 +400,16 @@ class Environment:
             start = report.start_record(iso_ms(now_ms()), inv.request_id, self.config.version)
             self._platform(start)
 
+    def _log_init_start(self) -> None:
+        """INIT_START (text) or platform.initStart (JSON): the init phase begins."""
+        c, region = self.config, self.ctx.scope.region
+        if not self._json_logs:
+            self._platform(report.init_start_line(c.runtime, region))
+        elif self._system_rank <= _INFO:
+            at, init_type = iso_ms(now_ms()), self.initialization_type
+            record = report.init_start_record(at, init_type, c.runtime, region, c.name, c.version)
+            self._platform(record)
+
     def _start_tail(self, wanted: bool) -> None:
         self._tail = bytearray() if wanted else None
         level = self._log.min_level
@@ -442,6 +453,10 @@ class Environment:
             return
         if self._init_duration_ms is None:
             self._init_duration_ms = (time.perf_counter() - self._started_at) * 1000
+            if self._json_logs and self._system_rank <= _INFO:
+                at = iso_ms(now_ms())
+                init_type = self.initialization_type
+                self._platform(report.init_done_record(at, self._init_duration_ms, init_type))
             if self._init_timer:
                 self._init_timer.cancel()
                 self._init_timer = None
