@@ -44,6 +44,9 @@ def handler(event, context):
 """
 
 
+SLEEPER = "import time\n\ndef handler(event, context):\n    time.sleep(30)\n"
+
+
 @pytest.fixture(scope="module")
 def logs(corral_url):
     return logs_client(corral_url)
@@ -188,6 +191,28 @@ def test_json_format_logs_function_errors_as_json(lam, logs):
     assert any('"info line"' in m for m in messages)
     assert "plain print" in messages and "stderr line" in messages
     assert not any('"debug line"' in m for m in messages)
+
+
+def test_json_format_timeout_writes_the_timed_out_record(lam, logs):
+    name = f"fmt-{uuid.uuid4().hex[:10]}"
+    lam.create_function(
+        FunctionName=name,
+        Runtime="python3.11",
+        Role=ROLE,
+        Handler="app.handler",
+        Code={"ZipFile": make_zip({"app.py": SLEEPER})},
+        Timeout=1,
+        LoggingConfig={"LogFormat": "JSON"},
+    )
+    request_id, got = _invoke(lam, name)
+    assert got["errorType"] == "Sandbox.Timedout"
+    messages = _log(logs, name, lambda ms: any('"platform.report"' in m for m in ms))
+    records = _records(messages)
+    (timed_out,) = [r for r in records if r.get("message", "").startswith("Task timed out")]
+    assert timed_out["message"] == "Task timed out after 1.00 seconds"
+    assert (timed_out["level"], timed_out["requestId"]) == ("ERROR", request_id)
+    assert STAMP.match(timed_out["timestamp"])
+    assert records[-1]["record"]["status"] == "timeout"
 
 
 def test_text_format_keeps_lambda_text_lines(lam, logs):

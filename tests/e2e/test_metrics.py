@@ -393,3 +393,31 @@ def test_old_metering_records_are_rolled_up_and_still_billed(tmp_path):
         assert (bill["totals"]["requests"], bill["totals"]["billed_ms"]) == (6, 5 * 2 + 3)
         since = datetime.fromtimestamp(now - 2 * 86_400, UTC).isoformat()
         assert _usage(server.url, function="ancient", since=since)["totals"]["requests"] == 1
+
+
+def test_a_failed_init_is_a_cold_start_with_its_init_duration(corral_url, lam):
+    name = f"met-{uuid.uuid4().hex[:10]}"
+    lam.create_function(
+        FunctionName=name,
+        Runtime="python3.11",
+        Role=ROLE,
+        Handler="app.handler",
+        Code={"ZipFile": make_zip({"app.py": "raise RuntimeError('init fails')\n"})},
+    )
+    assert _invoke(lam, name)["FunctionError"] == "Unhandled"
+    fv = {"function": name, "version": "$LATEST"}
+
+    def counted():
+        s = _scrape(corral_url)
+        return (
+            s if _value(s, "corral_invocations_total", **fv, type="sync", result="error") else None
+        )
+
+    s = wait_until(counted, what="the failed invocation in /metrics")
+    assert _value(s, "corral_cold_starts_total", **fv) == 1
+    assert _value(s, "corral_init_duration_seconds_count", **fv) == 1
+    _, _, log = _get(f"{corral_url}/corral/v1/functions/{name}/logs")
+    (report,) = [line for line in log.decode().splitlines() if line.startswith("REPORT")]
+    init = re.search(r"\tInit Duration: ([\d.]+) ms\t", report)
+    billed = re.search(r"\tBilled Duration: (\d+) ms\t", report)
+    assert init and billed and int(billed.group(1)) >= float(init.group(1))

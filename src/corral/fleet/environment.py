@@ -520,6 +520,8 @@ class Environment:
         if self._init_duration_ms is not None:
             raise RuntimeApiError(403, "InvalidStateTransition", "Init has already completed")
         init_ms = (time.perf_counter() - self._started_at) * 1000
+        # A failed init is still a cold start, with its Init Duration (and billed so).
+        self._init_duration_ms = init_ms
         if self._json_logs:
             at = iso_ms(now_ms())
             line = report.init_report_record(at, init_ms, error_type, self.initialization_type)
@@ -596,6 +598,9 @@ class Environment:
         self._drain_output()
         if not self._json_logs:
             self._platform(report.timeout_line(_utc_stamp(), inv.request_id, inv.timeout_s))
+        else:
+            at = iso_ms(now_ms())
+            self._platform(report.timeout_record(at, inv.request_id, inv.timeout_s))
         self._finish(
             InvocationResult(timeout_error(inv.request_id, inv.timeout_s), UNHANDLED),
             status="timeout",
@@ -604,6 +609,7 @@ class Environment:
 
     def _on_init_timeout(self) -> None:
         self._init_timer = None
+        self._init_duration_ms = (time.perf_counter() - self._started_at) * 1000
         inv = self._pending
         if inv is not None:
             self._current = inv

@@ -70,6 +70,13 @@ def timeout_line(timestamp: str, request_id: str, timeout_s: float) -> bytes:
     return f"{timestamp} {request_id} Task timed out after {timeout_s:.2f} seconds\n".encode()
 
 
+def timeout_record(time_iso: str, request_id: str, timeout_s: float) -> bytes:
+    """The timeout line in JSON log format: an ERROR record, as the runtimes' own."""
+    message = f"Task timed out after {timeout_s:.2f} seconds"
+    record = {"timestamp": time_iso, "level": "ERROR", "requestId": request_id, "message": message}
+    return orjson.dumps(record) + b"\n"
+
+
 # ---- the same in JSON log format: one platform record per line ------------------------
 # Shapes from Lambda's "Telemetry API schema reference" (platform.start, platform.runtimeDone,
 # platform.report, platform.logsDropped), written as {"time", "type", "record"}.
