@@ -63,9 +63,12 @@ class LogStream:
         "cutting",
         "dropped_bytes",
         "dropped_lines",
+        "dropping",
         "function",
         "group",
         "json_format",
+        "line_bytes",
+        "line_open",
         "min_level",
         "name",
         "pending",
@@ -92,6 +95,9 @@ class LogStream:
         self.window_bytes = 0
         self.dropped_bytes = 0
         self.dropped_lines = 0
+        self.dropping = False  # the rest of a dropped line is being dropped
+        self.line_open = False  # the last output accepted ended inside a line
+        self.line_bytes = 0  # of that line, accepted so far
 
 
 class FunctionLogs:
@@ -153,20 +159,44 @@ class FunctionLogs:
         return stream
 
     def output(self, stream: LogStream, data: bytes) -> None:
-        """The function's own output (any bytes; lines are split at flush), rate-guarded."""
+        """The function's own output (any bytes; lines are split at flush), rate-guarded
+        by whole lines: a line that was begun is finished (up to the event size limit)
+        and a line that is dropped is dropped whole, so no fragment is stored; each
+        dropped line is counted once."""
         now = time.monotonic()
         if now - stream.window_start >= 1.0:
             if stream.dropped_bytes:
                 self._report_dropped(stream)
             stream.window_start = now
             stream.window_bytes = 0
-        room = self.limits.stream_bytes_per_s - stream.window_bytes
-        if len(data) > room:
-            kept = data[: data.rfind(b"\n", 0, room) + 1] if room > 0 else b""
-            dropped = data[len(kept) :]
+        kept = b""
+        if stream.dropping or stream.line_open:  # the rest of a line: drop it, or finish it
+            end = data.find(b"\n") + 1
+            rest = data[:end] if end else data
+            if stream.dropping:
+                stream.dropped_bytes += len(rest)
+            elif stream.line_bytes + len(rest) > model.EVENT_MAX_BYTES:
+                # Cut at CloudWatch's event limit, as flush would: the rest goes, unreported.
+                kept = rest[: model.EVENT_MAX_BYTES - stream.line_bytes] + b"\n"
+                stream.dropping, stream.line_open = True, False
+            else:
+                kept = rest
+                stream.line_bytes += len(rest)
+            data = data[len(rest) :]
+            if end:
+                stream.dropping = stream.line_open = False
+                stream.line_bytes = 0
+        room = self.limits.stream_bytes_per_s - stream.window_bytes - len(kept)
+        if data and len(data) > room:
+            cut = data.rfind(b"\n", 0, max(room, 0)) + 1
+            dropped, data = data[cut:], data[:cut]
             stream.dropped_bytes += len(dropped)
-            stream.dropped_lines += dropped.count(b"\n") or 1
-            data = kept
+            stream.dropped_lines += dropped.count(b"\n") + (not dropped.endswith(b"\n"))
+            stream.dropping = not dropped.endswith(b"\n")
+        elif data and not data.endswith(b"\n"):
+            stream.line_open = True
+            stream.line_bytes = len(data) - data.rfind(b"\n") - 1
+        data = kept + data
         stream.window_bytes += len(data)
         if data:
             stream.pending.append((int(_time() * 1000), data, True))
@@ -174,7 +204,10 @@ class FunctionLogs:
 
     def platform(self, stream: LogStream, lines: bytes) -> None:
         """Platform lines (START; END and REPORT; ...), each ending in a newline and each
-        one event; never dropped."""
+        one event; never dropped. Output dropped before them is reported first, so the
+        notice stays with the invocation whose output it was."""
+        if stream.dropped_bytes:
+            self._report_dropped(stream)
         stream.pending.append((int(_time() * 1000), lines, False))
         self._mark(stream)
 

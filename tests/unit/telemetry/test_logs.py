@@ -44,8 +44,9 @@ def test_rate_guard_drops_the_excess_and_keeps_platform_lines(tmp_path):
     messages = asyncio.run(run())
     kept = [m for m in messages if m.startswith("line ")]
     assert 0 < len(kept) < 100 and kept == [f"line {i:03d} {'x' * 50}" for i in range(len(kept))]
-    assert "REPORT RequestId: r" in messages
-    assert messages[-1].startswith("[Corral] Function output over 1024 bytes per second")
+    # The notice comes before the invocation's last platform lines, not in the next one.
+    assert messages[-1] == "REPORT RequestId: r"
+    assert messages[-2].startswith("[Corral] Function output over 1024 bytes per second")
 
 
 def test_group_cap_drops_the_oldest_events(tmp_path):
@@ -117,3 +118,43 @@ def test_an_idle_log_truncates_its_wal(tmp_path):
 
     busy_size, idle_size = asyncio.run(run())
     assert busy_size > 100_000 and idle_size == 0
+
+
+def _guarded(tmp_path, writes, limits=None):
+    """Messages after `writes` (bytes of output, or ("platform", bytes)) and a flush."""
+
+    async def run():
+        store = FunctionLogs(tmp_path, limits or LogLimits(stream_bytes_per_s=1024))
+        stream = store.open_stream("f", "/aws/lambda/f", "s1")
+        for data in writes:
+            if isinstance(data, tuple):
+                store.platform(stream, data[1])
+            else:
+                store.output(stream, data)
+        store.flush()
+        messages = _messages(store, "/aws/lambda/f")
+        store.close()
+        return messages
+
+    return asyncio.run(run())
+
+
+def test_rate_guard_drops_whole_lines_and_counts_each_once(tmp_path):
+    line = b"a" * 99 + b"\n"
+    writes = [line * 9, b"b" * 600, b"c" * 600, b"c\n", b"after\n", ("p", b"END\n")]
+    messages = _guarded(tmp_path, writes)
+    # 900 bytes kept; the 1202-byte line over the budget is dropped whole: no fragment of
+    # it is stored, and the line after it is not swallowed.
+    assert messages[:9] == ["a" * 99] * 9
+    assert not any(m.startswith(("b", "c")) for m in messages)
+    notice = [m for m in messages if m.startswith("[Corral]")]
+    assert notice == [
+        "[Corral] Function output over 1024 bytes per second was dropped: 1 line(s), 1202 bytes"
+    ]
+    assert messages[-3:] == ["after", notice[0], "END"]
+
+
+def test_a_line_begun_within_the_budget_is_finished(tmp_path):
+    messages = _guarded(tmp_path, [b"x" * 1000, b"y" * 500 + b"\nnext\n", ("p", b"END\n")])
+    assert messages[0] == "x" * 1000 + "y" * 500
+    assert messages[-1] == "END"
