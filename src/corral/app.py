@@ -80,7 +80,12 @@ class Corral:
         self.db = Database.sqlite(data / "corral.db")
         self.code = CodeStore(data / "code")
         self.logs = FunctionLogs(
-            data / "logs", LogLimits(settings.log_group_max_bytes, settings.log_rate_bytes_per_s)
+            data / "logs",
+            LogLimits(
+                settings.log_group_max_bytes,
+                settings.log_rate_bytes_per_s,
+                settings.log_total_max_bytes,
+            ),
         )
         self.runtimes = RuntimeCatalogue()
         self.sandbox = build_sandbox(settings.sandbox, data / "run", self.runtimes)
@@ -142,7 +147,7 @@ class Corral:
                 self.metrics,
                 self.invoker.running_by_function,
                 self.environment_states,
-                self.events.stats,
+                self.events.stats_by_function,
                 [state.value for state in State],
             )
         )
@@ -223,6 +228,8 @@ class Corral:
         self.background.start(
             self.logs.run_sweeper(self.settings.log_sweep_interval_s), "log retention"
         )
+        retention_s = self.settings.metering_retention_days * 86_400
+        self.background.start(self.metering.run_retention(retention_s), "metering retention")
         if self.spans:
             self.background.start(self.spans.run(), "OTLP span export")
         print(
@@ -233,6 +240,7 @@ class Corral:
 
     async def shutdown(self) -> None:
         self.dispatcher.stop()
+        self.metering.stop()
         if self.spans:
             self.spans.stop()
         await self.background.drain(SHUTDOWN_DRAIN_S)

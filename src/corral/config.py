@@ -30,7 +30,10 @@ class Settings:
     # often retention (PutRetentionPolicy) is applied.
     log_group_max_bytes: int = 100 * 1024 * 1024
     log_rate_bytes_per_s: int = 2 * 1024 * 1024
+    log_total_max_bytes: int = 1024 * 1024 * 1024  # all log groups together
     log_sweep_interval_s: float = 60.0
+    # Per-invocation metering records are kept this long, then rolled up into hourly sums.
+    metering_retention_days: float = 7.0
     otlp_endpoint: str | None = None  # export invocation spans over OTLP/HTTP when set
     auth_configured: bool = False  # no authentication exists yet: non-loopback binds refused
 

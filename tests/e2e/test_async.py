@@ -5,6 +5,7 @@ server in this test process) and function logs, so the tests hold in any sandbox
 from __future__ import annotations
 
 import json
+import re
 import threading
 import urllib.request
 import uuid
@@ -241,3 +242,31 @@ def test_queue_depth_is_observable(fast):
     with urllib.request.urlopen(f"{fast.url}/corral/v1/queue", timeout=5) as reply:
         stats = json.load(reply)
     assert set(stats) == {"depth", "running", "oldest_age_s"}
+
+
+TRACED_FAILING = """
+import os
+
+def handler(event, context):
+    print("trace", os.environ["_X_AMZN_TRACE_ID"])
+    raise RuntimeError("always fails")
+"""
+
+
+def test_retries_of_an_event_stay_in_one_trace(fast):
+    """Every attempt of one Event invocation runs in the trace it was invoked in (a new
+    one when it named none), each with its own Parent (the attempt's segment)."""
+    client = lambda_client(fast.url)
+    name = unique_name()
+    create_python_function(client, name, TRACED_FAILING)
+    client.put_function_event_invoke_config(FunctionName=name, MaximumRetryAttempts=2)
+    _event(client, name, {})
+
+    def traces():
+        found = re.findall(r"^trace (\S+)$", _logs(fast.url, name), re.MULTILINE)
+        return found if len(found) == 3 else None
+
+    found = wait_until(traces, what="3 attempts")
+    roots = {t.split(";")[0] for t in found}
+    parents = {t.split(";")[1] for t in found}
+    assert len(roots) == 1 and len(parents) == 3

@@ -15,6 +15,10 @@ from botocore.exceptions import ClientError
 from tests.support import logs_client, make_zip, wait_until
 
 ROLE = "arn:aws:iam::000000000000:role/x"
+INIT_START = re.compile(
+    r"^INIT_START Runtime Version: python:3\.11\.\S+\t"
+    r"Runtime Version ARN: arn:aws:lambda:us-east-1::runtime:[0-9a-f]{64}$"
+)
 STREAM = re.compile(r"^\d{4}/\d{2}/\d{2}/\[\$LATEST\][0-9a-f]{32}$")
 HANDLER = """
 import os
@@ -79,10 +83,12 @@ def test_invocation_is_logged_in_the_function_group_and_environment_stream(lam, 
     assert got["context"] == [group, got["stream"]]
     messages = _messages(logs, group, 1)
 
-    assert messages[0].startswith("START RequestId: ")
-    assert messages[1:3] == ["hello from the function", messages[2]]
-    assert messages[2].startswith("END RequestId: ")
-    assert messages[3].startswith("REPORT RequestId: ")
+    # A cold start: INIT_START first, as Lambda writes it.
+    assert INIT_START.match(messages[0]), messages[0]
+    assert messages[1].startswith("START RequestId: ")
+    assert messages[2:4] == ["hello from the function", messages[3]]
+    assert messages[3].startswith("END RequestId: ")
+    assert messages[4].startswith("REPORT RequestId: ")
     groups = logs.describe_log_groups(logGroupNamePrefix=group)["logGroups"]
     assert [g["logGroupName"] for g in groups] == [group]
     assert groups[0]["arn"] == f"arn:aws:logs:us-east-1:000000000000:log-group:{group}:*"
@@ -101,7 +107,7 @@ def test_get_log_events_pages_both_ways_and_repeats_the_token_at_the_end(lam, lo
     stream = _invoke(lam, name, say=[f"line {i}" for i in range(7)])["stream"]
     group = f"/aws/lambda/{name}"
     everything = _messages(logs, group, 1)
-    assert len(everything) == 10
+    assert len(everything) == 11  # INIT_START, START, 7 lines, END, REPORT
 
     seen, token, kw = [], None, {"startFromHead": True}
     for _ in range(20):
@@ -309,3 +315,28 @@ def test_wire_errors_are_json_with_type(corral_url):
     assert (status, body["__type"]) == (400, "SerializationException")
     status, body = _post(corral_url, "Logs_20140328.DescribeLogGroups", b"{}")
     assert status == 200 and isinstance(body["logGroups"], list)
+
+
+def test_out_of_range_tokens_and_offsets_are_refused(lam, logs, corral_url):
+    """Numbers past 64 bits in a token or cursor are a bad token, not a server error."""
+    name = _create(lam)
+    stream = _invoke(lam, name)["stream"]
+    group = f"/aws/lambda/{name}"
+    _messages(logs, group, 1)
+    huge = "99999999999999999999999"
+    invalid = {
+        "Code": "InvalidParameterException",
+        "Message": "The specified nextToken is invalid.",
+    }
+    for token in (f"f/1/{huge}/1", f"b/{huge}/1/1", f"f/1/1/-{huge}"):
+        with pytest.raises(ClientError) as caught:
+            logs.get_log_events(logGroupName=group, logStreamName=stream, nextToken=token)
+        assert caught.value.response["Error"] == invalid, token
+    for token in (f"n/{huge}/1/1", f"n/1/{huge}/1", f"n/1/1/{huge}"):
+        with pytest.raises(ClientError) as caught:
+            logs.filter_log_events(logGroupName=group, nextToken=token)
+        assert caught.value.response["Error"] == invalid, token
+    with pytest.raises(urllib.error.HTTPError) as caught:
+        urllib.request.urlopen(f"{corral_url}/corral/v1/functions/{name}/logs?offset={huge}")
+    assert caught.value.code == 400
+    assert json.loads(caught.value.read())["Type"] == "User"

@@ -105,7 +105,7 @@ def test_cli_reads_streams_events_and_filters(lam, corral_url, cli_env, function
         return events if sum(e["message"].startswith("REPORT") for e in events) == 2 else None
 
     events = wait_until(both_reports, what="two REPORT lines")
-    assert [e["message"] for e in events][1] == "needle in the haystack"
+    assert [e["message"] for e in events][2] == "needle in the haystack"  # after INIT_START, START
 
     found = _aws(
         cli_env,

@@ -98,3 +98,28 @@ def test_flood_is_capped_and_server_stays_healthy(server):
     on_disk = sum(f.stat().st_size for f in (server.data_dir / "logs").iterdir())
     assert on_disk < FLOOD_MB * 1024 * 1024 / 4
     assert _healthy(server.url)
+
+
+def test_all_groups_together_stay_under_the_total_cap(tmp_path):
+    """Many groups, each under its own cap, are bounded together: past the total cap the
+    server's oldest events go, whatever their group."""
+    total = 300_000
+    limits = ("--log-group-max-bytes", "10000000", "--log-total-max-bytes", str(total))
+    with CorralProcess(tmp_path, *limits) as proc:
+        lam, logs = lambda_client(proc.url), logs_client(proc.url)
+        source = "def handler(event, context):\n    print(('y' * 999 + '\\n') * 150)\n"
+        names = [_create(lam, source) for _ in range(4)]
+        for name in names:  # 150 KB each, 600 KB in all: under each group's cap, not the total
+            assert "FunctionError" not in lam.invoke(FunctionName=name)
+        last = names[-1]
+
+        def settled():
+            groups = logs.describe_log_groups(logGroupNamePrefix="/aws/lambda/flood-")
+            sizes = {g["logGroupName"]: g["storedBytes"] for g in groups["logGroups"]}
+            events = logs.filter_log_events(logGroupName=f"/aws/lambda/{last}")["events"]
+            reported = any(e["message"].startswith("REPORT") for e in events)
+            return sizes if reported else None
+
+        sizes = wait_until(settled, what="the last invocation's REPORT")
+    assert sum(sizes.values()) <= total
+    assert sizes[f"/aws/lambda/{last}"] > 0

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import re
+import sqlite3
+import time
 import urllib.error
 import urllib.request
 import uuid
@@ -16,6 +18,7 @@ import pytest
 from botocore.exceptions import ClientError
 from prometheus_client.parser import text_string_to_metric_families
 
+from corral.store.metering import MeteringStore
 from tests.e2e.test_cli import corral_cli, ok
 from tests.support import CorralProcess, lambda_client, make_zip, wait_until
 
@@ -97,6 +100,32 @@ def _sequence(client, name: str, successes: int, failures: int) -> None:
 
 # ---- /metrics -----------------------------------------------------------------------
 
+REPORT = re.compile(
+    r"^REPORT RequestId: \S+\tDuration: ([\d.]+) ms\tBilled Duration: (\d+) ms\t.*?"
+    r"(?:Init Duration: ([\d.]+) ms)?\t$",
+    re.MULTILINE,
+)
+
+
+def test_cold_start_bills_the_init_phase_everywhere(corral_url, lam):
+    """Lambda bills INIT on on-demand cold starts (since August 2025): REPORT, the usage
+    bill and the billed-duration metric all include it."""
+    name = _create(lam)
+    _invoke(lam, name)
+    _invoke(lam, name)
+    billed = _billed_in_reports(corral_url, name, 2)
+    _, _, log = _get(f"{corral_url}/corral/v1/functions/{name}/logs")
+    (cold, warm) = REPORT.findall(log.decode())
+    duration, cold_billed, init = float(cold[0]), int(cold[1]), float(cold[2])
+    # REPORT prints two decimals: allow their rounding either way.
+    assert duration + init - 0.01 <= cold_billed < duration + init + 1.01
+    assert warm[2] == "" and float(warm[0]) - 0.01 <= int(warm[1]) < float(warm[0]) + 1.01
+    fv = {"function": name, "version": "$LATEST"}
+    assert _value(_scrape(corral_url), "corral_billed_duration_milliseconds_total", **fv) == sum(
+        billed
+    )
+    assert _usage(corral_url, function=name)["totals"]["billed_ms"] == sum(billed)
+
 
 def test_metrics_count_a_known_sequence_exactly(corral_url, lam):
     name = _create(lam)
@@ -138,8 +167,37 @@ def test_metrics_count_event_invocations_by_type(corral_url, lam):
     s = wait_until(events_counted, what="2 event invocations in /metrics")
     labels = {"function": name, "version": "$LATEST", "type": "sync"}
     assert _value(s, "corral_invocations_total", **labels, result="success") == 0
-    assert _value(s, "corral_async_queue_depth") is not None
-    assert _value(s, "corral_async_queue_oldest_event_age_seconds") is not None
+    fn = {"function": name, "target": "function"}
+    assert _value(s, "corral_async_queue_depth", **fn) == 0
+    assert _value(s, "corral_async_queue_oldest_event_age_seconds", **fn) == 0
+
+
+def test_async_queue_gauges_are_per_function(corral_url, lam):
+    """Events held back (no concurrency for the function) count in its own series only."""
+    held, other = _create(lam), _create(lam)
+    lam.put_function_concurrency(FunctionName=held, ReservedConcurrentExecutions=0)
+    try:
+        for _ in range(3):
+            assert _invoke(lam, held, InvocationType="Event")["StatusCode"] == 202
+        assert _invoke(lam, other, InvocationType="Event")["StatusCode"] == 202
+
+        def settled():
+            s = _scrape(corral_url)
+            done = _value(
+                s, "corral_invocations_total", function=other, version="$LATEST",
+                type="event", result="success",
+            )  # fmt: skip
+            return s if done == 1 else None
+
+        s = wait_until(settled, what="the other function's event to run")
+        held_labels = {"function": held, "target": "function"}
+        assert _value(s, "corral_async_queue_depth", **held_labels) == 3
+        assert _value(s, "corral_async_queue_running", **held_labels) == 0
+        assert _value(s, "corral_async_queue_oldest_event_age_seconds", **held_labels) > 0
+        other_labels = {"function": other, "target": "function"}
+        assert _value(s, "corral_async_queue_depth", **other_labels) == 0
+    finally:
+        lam.delete_function(FunctionName=held)
 
 
 def test_metrics_is_prometheus_text_format(corral_url):
@@ -247,6 +305,23 @@ def test_stats_of_last_hour(corral_url, lam):
     assert 0 < stats["p50_ms"] <= stats["p99_ms"]
 
 
+@pytest.mark.parametrize(
+    "query",
+    ["window_s=inf", "window_s=nan", "window_s=-1", "window_s=x"],
+)
+def test_stats_window_must_be_positive_and_finite(corral_url, lam, query):
+    name = _create(lam)
+    status, headers, body = _get(f"{corral_url}/corral/v1/functions/{name}/stats?{query}")
+    assert status == 400, body
+    assert headers["x-amzn-ErrorType"] == "InvalidParameterValueException"
+
+
+def test_log_follow_wait_must_be_a_number(corral_url, lam):
+    name = _create(lam)
+    status, _, _ = _get(f"{corral_url}/corral/v1/functions/{name}/logs?wait_s=nan")
+    assert status == 400
+
+
 def test_stats_command_prints_last_hour(corral_url, lam):
     name = _create(lam)
     _sequence(lam, name, successes=3, failures=1)
@@ -292,3 +367,57 @@ def test_usage_command_rejects_bad_time(corral_url):
     result = corral_cli(corral_url, "usage", "--since", "last tuesday")
     assert result.returncode == 2
     assert "InvalidParameterValueException" in result.stderr
+
+
+def test_old_metering_records_are_rolled_up_and_still_billed(tmp_path):
+    """Past --metering-retention-days, per-invocation records become hourly sums: the
+    database stops growing with them, and `usage` bills them all the same."""
+    now = time.time()
+    store = MeteringStore.sqlite(tmp_path / "metering.db")
+    old = [
+        (now - 30 * 86_400 + i, "ancient", "$LATEST", f"r{i}", "sync", 1.5, 2, 128, None, None)
+        for i in range(5)
+    ]
+    recent = [(now - 86_400, "ancient", "$LATEST", "r9", "sync", 1.5, 3, 256, None, None)]
+    store.insert(old + recent)
+    store.close()
+    with CorralProcess(tmp_path, "--metering-retention-days", "2") as server:
+
+        def rows() -> int | None:
+            with sqlite3.connect(tmp_path / "metering.db") as db:
+                (count,) = db.execute("SELECT count(*) FROM invocation_records").fetchone()
+            return count if count == 1 else None
+
+        wait_until(rows, what="old records rolled up")
+        bill = _usage(server.url, function="ancient")
+        assert (bill["totals"]["requests"], bill["totals"]["billed_ms"]) == (6, 5 * 2 + 3)
+        since = datetime.fromtimestamp(now - 2 * 86_400, UTC).isoformat()
+        assert _usage(server.url, function="ancient", since=since)["totals"]["requests"] == 1
+
+
+def test_a_failed_init_is_a_cold_start_with_its_init_duration(corral_url, lam):
+    name = f"met-{uuid.uuid4().hex[:10]}"
+    lam.create_function(
+        FunctionName=name,
+        Runtime="python3.11",
+        Role=ROLE,
+        Handler="app.handler",
+        Code={"ZipFile": make_zip({"app.py": "raise RuntimeError('init fails')\n"})},
+    )
+    assert _invoke(lam, name)["FunctionError"] == "Unhandled"
+    fv = {"function": name, "version": "$LATEST"}
+
+    def counted():
+        s = _scrape(corral_url)
+        return (
+            s if _value(s, "corral_invocations_total", **fv, type="sync", result="error") else None
+        )
+
+    s = wait_until(counted, what="the failed invocation in /metrics")
+    assert _value(s, "corral_cold_starts_total", **fv) == 1
+    assert _value(s, "corral_init_duration_seconds_count", **fv) == 1
+    _, _, log = _get(f"{corral_url}/corral/v1/functions/{name}/logs")
+    (report,) = [line for line in log.decode().splitlines() if line.startswith("REPORT")]
+    init = re.search(r"\tInit Duration: ([\d.]+) ms\t", report)
+    billed = re.search(r"\tBilled Duration: (\d+) ms\t", report)
+    assert init and billed and int(billed.group(1)) >= float(init.group(1))

@@ -16,10 +16,12 @@ from tests.support import CorralProcess, lambda_client, make_zip, wait_until
 
 ROLE = "arn:aws:iam::000000000000:role/x"
 SOURCE = """
+import os
+
 def handler(event, context):
     if event.get("fail"):
         raise ValueError("x")
-    return 1
+    return os.environ["_X_AMZN_TRACE_ID"]
 """
 
 
@@ -79,6 +81,7 @@ def test_invocations_are_exported_as_spans_in_their_trace(tmp_path, collector):
         )
         with urllib.request.urlopen(request, timeout=30) as reply:
             traced_id = reply.headers["x-amzn-RequestId"]
+            seen = json.loads(reply.read())  # the function's _X_AMZN_TRACE_ID
         failed = lam.invoke(FunctionName=name, Payload=b'{"fail": true}')
         failed_id = failed["ResponseMetadata"]["RequestId"]
 
@@ -91,6 +94,9 @@ def test_invocations_are_exported_as_spans_in_their_trace(tmp_path, collector):
     traced = spans[traced_id]
     assert traced["traceId"] == "5759e988bd862e3fe1be46a994272793"
     assert traced["parentSpanId"] == "53995c3f42cd8ad8"
+    # The function's Parent is the invocation span: what it traces are the span's children.
+    assert seen.startswith("Root=1-5759e988-bd862e3fe1be46a994272793;")
+    assert f";Parent={traced['spanId']};" in seen and traced["spanId"] != "53995c3f42cd8ad8"
     assert traced["name"] == name and traced["kind"] == 2
     assert int(traced["startTimeUnixNano"]) <= int(traced["endTimeUnixNano"])
     assert _attrs(traced)["faas.coldstart"] is True

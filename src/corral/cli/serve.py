@@ -37,10 +37,21 @@ def serve(
     log_group_max_bytes: int = typer.Option(
         100 * 1024 * 1024, min=1024, help="Bytes of logs kept per log group; the oldest go first."
     ),
+    log_total_max_bytes: int = typer.Option(
+        1024**3,
+        min=1024,
+        help="Bytes of logs kept by the server, all log groups together; the oldest go first.",
+    ),
     log_rate_limit: int = typer.Option(
         2 * 1024 * 1024,
         min=1024,
         help="Bytes of function output logged per environment and second; the rest is dropped.",
+    ),
+    metering_retention_days: float = typer.Option(
+        7.0,
+        min=0,
+        help="Days per-invocation metering records are kept; older ones are rolled up into "
+        "hourly sums, which `corral usage` still counts.",
     ),
     otlp_endpoint: str = typer.Option(
         "", help="OTLP/HTTP collector (http://host:4318): export a span per invocation."
@@ -64,7 +75,9 @@ def serve(
         price_million_requests_usd=price_million_requests,
         log_group_max_bytes=log_group_max_bytes,
         log_rate_bytes_per_s=log_rate_limit,
+        log_total_max_bytes=log_total_max_bytes,
         otlp_endpoint=otlp_endpoint or None,
+        metering_retention_days=metering_retention_days,
     )
     from corral.app import serve as run
 

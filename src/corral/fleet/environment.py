@@ -41,7 +41,7 @@ from corral.model.invocation import (
     timeout_error,
 )
 from corral.model.layers import OPT, FunctionLayer, search_path_environment
-from corral.model.logs import iso_ms, level_rank, now_ms
+from corral.model.logs import LevelFilter, iso_ms, level_rank, now_ms
 from corral.telemetry.logs import FunctionLogs
 
 log = logging.getLogger("corral.fleet")
@@ -136,6 +136,7 @@ class Environment:
             (config.application_log_level or "INFO") if self._json_logs else None,
         )
         self._tail: bytearray | None = None  # the invocation's log, kept for LogType Tail
+        self._tail_filter: LevelFilter | None = None  # ApplicationLogLevel, as the log's
         self._start_logged = False
         self._stopped = asyncio.Event()
         self._memory_used_mb = 0
@@ -166,6 +167,7 @@ class Environment:
             ephemeral_storage_mb=self.config.ephemeral_storage_mb,
             address_space_limited=launch.address_space_limited,
         )
+        self._log_init_start()
         self._started_at = time.perf_counter()
         try:
             self._process = await self.ctx.sandbox.spawn(spec)
@@ -310,7 +312,7 @@ class Environment:
         self._parked = None
         self._current = inv
         self.state = State.BUSY
-        self._tail = _tail_for(inv, self._tail)
+        self._start_tail(inv)
         self._log_start(inv)
         self._dispatched_at = time.perf_counter()
         deadline_ms = int(time.time() * 1000) + inv.timeout_s * 1000
@@ -336,7 +338,7 @@ class Environment:
         self._sink = None
         self._answered = inv.request_id
         if not self._start_logged:  # it ended before it was dispatched
-            self._tail = _tail_for(inv, self._tail)
+            self._start_tail(inv)
             self._log_start(inv)
         duration_ms = (
             (time.perf_counter() - self._dispatched_at) * 1000 if self._dispatched_at else 0.0
@@ -357,7 +359,7 @@ class Environment:
                         at,
                         inv.request_id,
                         duration_ms,
-                        billed_ms(duration_ms),
+                        billed_ms(duration_ms, init_ms),
                         self.config.memory_mb,
                         used_mb,
                         init_ms,
@@ -370,7 +372,7 @@ class Environment:
                 + report.report_line(
                     inv.request_id,
                     duration_ms,
-                    billed_ms(duration_ms),
+                    billed_ms(duration_ms, init_ms),
                     self.config.memory_mb,
                     used_mb,
                     init_ms,
@@ -378,10 +380,13 @@ class Environment:
                 )
             )
         if self._tail is not None:
+            if self._tail_filter is not None:
+                self._tail += self._tail_filter.end()
             result.log_tail = bytes(self._tail[-limits.LOG_TAIL_BYTES :])
         result.duration_ms = duration_ms
         result.init_duration_ms = init_ms
         result.trace_id = inv.trace_id
+        result.caller_span_id = inv.caller_span_id
         self._tail = None
         self._start_logged = False
         self._dispatched_at = 0.0
@@ -398,15 +403,34 @@ class Environment:
             start = report.start_record(iso_ms(now_ms()), inv.request_id, self.config.version)
             self._platform(start)
 
+    def _log_init_start(self) -> None:
+        """INIT_START (text) or platform.initStart (JSON): the init phase begins."""
+        c, region = self.config, self.ctx.scope.region
+        if not self._json_logs:
+            self._platform(report.init_start_line(c.runtime, region))
+        elif self._system_rank <= _INFO:
+            at, init_type = iso_ms(now_ms()), self.initialization_type
+            record = report.init_start_record(at, init_type, c.runtime, region, c.name, c.version)
+            self._platform(record)
+
+    def _start_tail(self, inv: Invocation) -> None:
+        self._tail = _tail_for(inv, self._tail)
+        level = self._log.min_level
+        self._tail_filter = LevelFilter(level) if self._tail is not None and level else None
+
     def _platform(self, line: bytes) -> None:
         self.ctx.logs.platform(self._log, line)
         if self._tail is not None:
+            if self._tail_filter is not None:  # the output line before it, unfinished
+                self._tail += self._tail_filter.end()
             self._tail += line
             del self._tail[: -limits.LOG_TAIL_BYTES]
 
     def _output(self, data: bytes) -> None:
         self.ctx.logs.output(self._log, data)
         if self._tail is not None:
+            if self._tail_filter is not None:  # what the log store drops, the tail does too
+                data = self._tail_filter.feed(data)
             self._tail += data
             del self._tail[: -limits.LOG_TAIL_BYTES]
 
@@ -432,6 +456,10 @@ class Environment:
             return
         if self._init_duration_ms is None:
             self._init_duration_ms = (time.perf_counter() - self._started_at) * 1000
+            if self._json_logs and self._system_rank <= _INFO:
+                at = iso_ms(now_ms())
+                init_type = self.initialization_type
+                self._platform(report.init_done_record(at, self._init_duration_ms, init_type))
             if self._init_timer:
                 self._init_timer.cancel()
                 self._init_timer = None
@@ -495,6 +523,8 @@ class Environment:
         if self._init_duration_ms is not None:
             raise RuntimeApiError(403, "InvalidStateTransition", "Init has already completed")
         init_ms = (time.perf_counter() - self._started_at) * 1000
+        # A failed init is still a cold start, with its Init Duration (and billed so).
+        self._init_duration_ms = init_ms
         if self._json_logs:
             at = iso_ms(now_ms())
             line = report.init_report_record(at, init_ms, error_type, self.initialization_type)
@@ -571,6 +601,9 @@ class Environment:
         self._drain_output()
         if not self._json_logs:
             self._platform(report.timeout_line(_utc_stamp(), inv.request_id, inv.timeout_s))
+        else:
+            at = iso_ms(now_ms())
+            self._platform(report.timeout_record(at, inv.request_id, inv.timeout_s))
         self._finish(
             InvocationResult(timeout_error(inv.request_id, inv.timeout_s), UNHANDLED),
             status="timeout",
@@ -579,6 +612,7 @@ class Environment:
 
     def _on_init_timeout(self) -> None:
         self._init_timer = None
+        self._init_duration_ms = (time.perf_counter() - self._started_at) * 1000
         inv = self._pending
         if inv is not None:
             self._current = inv

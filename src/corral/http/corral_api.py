@@ -16,6 +16,7 @@ GET /corral/v1/usage[?since=ISO&until=ISO&function=NAME]
 
 from __future__ import annotations
 
+import math
 import re
 import time
 from collections.abc import Callable
@@ -38,6 +39,7 @@ _LOGS = re.compile(r"/corral/v1/functions/([A-Za-z0-9_-]{1,64})/logs")
 _STATS = re.compile(r"/corral/v1/functions/([A-Za-z0-9_-]{1,64})/stats")
 _FUNCTION_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 MAX_WAIT_S = 30.0
+OFFSET_MAX = (1 << 63) - 1  # log cursors are SQLite row ids: signed 64 bits
 STATS_WINDOW_S = 3600.0
 
 
@@ -125,8 +127,12 @@ class CorralApi:
             wait_s = min(float(values.get("wait_s", 0)), MAX_WAIT_S)
         except ValueError:
             raise InvalidParameterValueException("offset and wait_s must be numbers") from None
+        if math.isnan(wait_s):
+            raise InvalidParameterValueException("wait_s must be a number of seconds")
         if offset < 0 or wait_s < 0:
             raise InvalidParameterValueException("offset and wait_s must not be negative")
+        if offset > OFFSET_MAX:
+            raise InvalidParameterValueException(f"offset must not be over {OFFSET_MAX}")
         return offset, wait_s
 
 
@@ -136,8 +142,8 @@ def _stats_query(query: str) -> float:
         window_s = float(values.get("window_s", STATS_WINDOW_S))
     except ValueError:
         raise InvalidParameterValueException("window_s must be a number of seconds") from None
-    if not window_s > 0:
-        raise InvalidParameterValueException("window_s must be positive")
+    if not 0 < window_s < math.inf:  # NaN and infinity too
+        raise InvalidParameterValueException("window_s must be a positive, finite number")
     return window_s
 
 

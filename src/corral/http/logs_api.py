@@ -11,6 +11,7 @@ violations are InvalidParameterException, wrong JSON types SerializationExceptio
 
 from __future__ import annotations
 
+import inspect
 import logging
 
 import orjson
@@ -52,7 +53,7 @@ class LogsApi:
     async def __call__(self, scope: Scope, receive: Receive, send: Send, target: str) -> None:
         request_id = new_request_id()
         try:
-            body = self._handle(target, await read_body(receive, _BODY_LIMIT))
+            body = await self._handle(target, await read_body(receive, _BODY_LIMIT))
             status = 200
         except BodyTooLarge:
             status, body = self._error(model.InvalidParameterException("Request too large"))
@@ -72,7 +73,7 @@ class LogsApi:
     def _error(exc: model.LogsError) -> tuple[int, bytes]:
         return exc.status, orjson.dumps({"__type": exc.error_type, "message": exc.message})
 
-    def _handle(self, target: str, raw: bytes) -> bytes:
+    async def _handle(self, target: str, raw: bytes) -> bytes:
         operation = target[len(TARGET_PREFIX) :]
         handler = self._operations.get(operation)
         if handler is None:
@@ -84,7 +85,10 @@ class LogsApi:
         if not isinstance(params, dict):
             raise model.SerializationException("The request body must be a JSON object")
         self._validate(f"{operation}Request", params)
-        return orjson.dumps(handler(params))
+        answer = handler(params)
+        if inspect.isawaitable(answer):  # a query, answered from a worker thread
+            answer = await answer
+        return orjson.dumps(answer)
 
     def _validate(self, shape: str, params: dict) -> None:
         if self._validator is None:  # ~30 ms, once: most servers never serve this API
@@ -122,18 +126,21 @@ class LogsApi:
 
     # ---- operations -------------------------------------------------------------------
 
-    def describe_log_groups(self, p: dict) -> dict:
+    async def describe_log_groups(self, p: dict) -> dict:
         prefix, pattern = p.get("logGroupNamePrefix"), p.get("logGroupNamePattern")
         if prefix and pattern:
             raise model.InvalidParameterException(
                 "logGroupNamePrefix and logGroupNamePattern are mutually exclusive parameters."
             )
         limit = p.get("limit", model.DESCRIBE_LIMIT_MAX)
-        return queries.describe_groups(
-            self.logs.db, self.scope, prefix or "", pattern or "", limit, p.get("nextToken")
+        token = p.get("nextToken")
+        return await self.logs.query(
+            lambda db: queries.describe_groups(
+                db, self.scope, prefix or "", pattern or "", limit, token
+            )
         )
 
-    def describe_log_streams(self, p: dict) -> dict:
+    async def describe_log_streams(self, p: dict) -> dict:
         group = self._group(p)
         by_last_event = p.get("orderBy", "LogStreamName") == "LastEventTime"
         prefix = p.get("logStreamNamePrefix") or ""
@@ -141,32 +148,23 @@ class LogsApi:
             raise model.InvalidParameterException(
                 "Cannot order by LastEventTime with a logStreamNamePrefix."
             )
-        self.logs.flush()
-        return queries.describe_streams(
-            self.logs.db,
-            self.scope,
-            group,
-            prefix,
-            by_last_event,
-            bool(p.get("descending", False)),
-            p.get("limit", model.DESCRIBE_LIMIT_MAX),
-            p.get("nextToken"),
+        descending = bool(p.get("descending", False))
+        limit, token = p.get("limit", model.DESCRIBE_LIMIT_MAX), p.get("nextToken")
+        return await self.logs.query(
+            lambda db: queries.describe_streams(
+                db, self.scope, group, prefix, by_last_event, descending, limit, token
+            )
         )
 
-    def get_log_events(self, p: dict) -> dict:
-        group = self._group(p)
-        self.logs.flush()
-        return queries.get_events(
-            self.logs.db,
-            group,
-            p["logStreamName"],
-            _time_range(p),
-            bool(p.get("startFromHead", False)),
-            p.get("limit", model.EVENTS_LIMIT_MAX),
-            p.get("nextToken"),
+    async def get_log_events(self, p: dict) -> dict:
+        group, stream, time_range = self._group(p), p["logStreamName"], _time_range(p)
+        from_head = bool(p.get("startFromHead", False))
+        limit, token = p.get("limit", model.EVENTS_LIMIT_MAX), p.get("nextToken")
+        return await self.logs.query(
+            lambda db: queries.get_events(db, group, stream, time_range, from_head, limit, token)
         )
 
-    def filter_log_events(self, p: dict) -> dict:
+    async def filter_log_events(self, p: dict) -> dict:
         group = self._group(p)
         names, prefix = p.get("logStreamNames"), p.get("logStreamNamePrefix")
         if names is not None and prefix:
@@ -174,16 +172,14 @@ class LogsApi:
                 "logStreamNames and logStreamNamePrefix are mutually exclusive parameters."
             )
         pattern = model.parse_filter_pattern(p.get("filterPattern"))
-        self.logs.flush()
-        return queries.filter_events(
-            self.logs.db,
-            group,
-            queries.select_streams(self.logs.db, group, names, prefix),
-            _time_range(p),
-            pattern,
-            p.get("limit", model.EVENTS_LIMIT_MAX),
-            p.get("nextToken"),
-        )
+        time_range = _time_range(p)
+        limit, token = p.get("limit", model.EVENTS_LIMIT_MAX), p.get("nextToken")
+
+        def run(db) -> dict:
+            streams = queries.select_streams(db, group, names, prefix)
+            return queries.filter_events(db, group, streams, time_range, pattern, limit, token)
+
+        return await self.logs.query(run)
 
     def create_log_group(self, p: dict) -> dict:
         if not self.logs.db.create_group(p["logGroupName"], model.now_ms()):

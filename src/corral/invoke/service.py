@@ -33,8 +33,8 @@ from corral.model.invocation import (
     Invocation,
     InvocationResult,
     entrypoint_error,
-    new_trace_id,
 )
+from corral.model.trace import caller_trace_header, invocation_trace
 from corral.store.queue import EventQueue, NewEvent
 from corral.telemetry import EVENT, SYNC
 
@@ -120,7 +120,8 @@ class InvokeService:
                     destination=config.name,
                     payload=request.payload or b"{}",
                     qualifier=request.qualifier,
-                    trace_id=request.trace_header,
+                    # Every attempt runs in this one trace (a new one if it had none).
+                    trace_id=caller_trace_header(request.trace_header),
                 )
             )
             return InvokeOutcome(202, config.version, request.request_id)
@@ -183,14 +184,16 @@ class InvokeService:
         return outcome
 
     def invocation(self, config: FunctionConfig, request: InvokeRequest) -> Invocation:
+        trace, caller_span_id = invocation_trace(request.trace_header)
         return Invocation(
             request_id=request.request_id,
             payload=request.payload or b"{}",
             invoked_arn=self.scope.function_arn(config.name, request.qualifier),
             timeout_s=config.timeout_s,
-            trace_id=request.trace_header or new_trace_id(),
+            trace_id=trace,
             client_context=_client_context(request.client_context_b64),
             want_tail=request.want_tail and request.invocation_type != "Event",
+            caller_span_id=caller_span_id,
         )
 
     # ---- concurrency ------------------------------------------------------------------
@@ -315,7 +318,9 @@ def _decrement(counts: dict[str, int], key: str) -> None:
 def _start_failed(inv: Invocation, exc: OSError) -> InvocationResult:
     """The result of an invocation whose runtime could not be started."""
     body = entrypoint_error(inv.request_id, exc.filename, exc.errno, exc.strerror or str(exc))
-    return InvocationResult(body, UNHANDLED)
+    return InvocationResult(
+        body, UNHANDLED, trace_id=inv.trace_id, caller_span_id=inv.caller_span_id
+    )
 
 
 def request_too_large(limit: int) -> RequestTooLargeException:

@@ -27,10 +27,11 @@ class Invocation:
     payload: bytes
     invoked_arn: str
     timeout_s: int
-    trace_id: str
+    trace_id: str  # X-Amzn-Trace-Id as the function sees it (Parent: the invocation's span)
     client_context: str | None = None  # JSON text, already base64-decoded
     cognito_identity: str | None = None
     want_tail: bool = False
+    caller_span_id: str | None = None  # the Parent of the X-Amzn-Trace-Id it was called with
 
 
 @dataclass(slots=True)
@@ -45,6 +46,7 @@ class InvocationResult:
     init_duration_ms: float | None = None
     error_type: str | None = None  # a streamed response's error trailer, when it had one
     trace_id: str = ""  # the invocation's X-Amzn-Trace-Id (for span export)
+    caller_span_id: str | None = None  # the caller's span: the invocation span's parent
 
 
 # Ids must be unique, not secret: a generator seeded from the OS once is enough, and avoids
@@ -59,6 +61,17 @@ def new_request_id() -> str:
     return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{variant}{h[17:20]}-{h[20:32]}"
 
 
+def new_trace_root(now_s: float | None = None) -> str:
+    """A new X-Ray trace id: `1-<8 hex seconds>-<24 hex>`."""
+    epoch = int(now_s if now_s is not None else time.time())
+    return f"1-{epoch:08x}-{_random.getrandbits(96):024x}"
+
+
+def new_span_id() -> str:
+    """A new span (X-Ray segment) id: 16 hex digits, not all zero."""
+    return f"{_random.getrandbits(64) or 1:016x}"
+
+
 def new_trace_id(now_s: float | None = None) -> str:
     """An X-Ray trace header (`Root=1-<8 hex time>-<24 hex>;Parent=<16 hex>;Sampled=0`)."""
     epoch = int(now_s if now_s is not None else time.time())
@@ -66,8 +79,12 @@ def new_trace_id(now_s: float | None = None) -> str:
     return f"Root=1-{epoch:08x}-{rnd[:24]};Parent={rnd[24:]};Sampled=0"
 
 
-def billed_ms(duration_ms: float) -> int:
-    """Lambda bills in 1 ms steps, rounding up, and at least 1 ms."""
+def billed_ms(duration_ms: float, init_duration_ms: float | None = None) -> int:
+    """Lambda bills in 1 ms steps, rounding up, and at least 1 ms. Since 1 August 2025 it
+    bills the INIT phase of on-demand environments too: a cold start's Billed Duration is
+    Duration + Init Duration (provisioned environments report no Init Duration)."""
+    if init_duration_ms is not None:
+        duration_ms += init_duration_ms
     return max(1, math.ceil(duration_ms))
 
 

@@ -163,6 +163,9 @@ def parse_filter_pattern(text: str | None) -> FilterPattern | None:
 # An event's position is (timestamp, chunk id, index in chunk): one order for every stream.
 
 Position = tuple[int, int, int]
+# Every part of a position a token names lies within this: well inside SQLite's signed
+# 64 bits, with room for the +-1 that paging adds (Corral's own tokens stay within it).
+TOKEN_PART_MAX = 1 << 62
 
 
 def encode_token(prefix: str, position: Position) -> str:
@@ -173,9 +176,12 @@ def decode_token(token: str, prefixes: str) -> tuple[str, Position]:
     """`prefixes`: the token kinds this operation accepts ("fb" or "n")."""
     try:
         prefix, ts, chunk, index = token.split("/")
+        position = (int(ts), int(chunk), int(index))
         if prefix not in prefixes or not prefix:
             raise ValueError
-        return prefix, (int(ts), int(chunk), int(index))
+        if any(abs(part) > TOKEN_PART_MAX for part in position):
+            raise ValueError  # SQLite takes 64-bit integers only
+        return prefix, position
     except ValueError:
         raise InvalidParameterException("The specified nextToken is invalid.") from None
 
@@ -205,24 +211,60 @@ _LEVEL_ORDER = {"TRACE": 0, "DEBUG": 1, "INFO": 2, "WARN": 3, "WARNING": 3, "ERR
 _LEVEL_ORDER |= {"FATAL": 5, "CRITICAL": 5}
 
 
+_INFO_RANK = _LEVEL_ORDER["INFO"]
+
+
 def level_rank(level: str | None) -> int:
-    return _LEVEL_ORDER.get((level or "INFO").upper(), 2)
+    """A level's rank; no level, or one Lambda does not know, is INFO."""
+    return _LEVEL_ORDER.get((level or "INFO").upper(), _INFO_RANK)
+
+
+def level_filter_needed(lines: bytes, min_rank: int) -> bool:
+    """Whether `drop_below_level` could drop any of `lines` (a cheap test for the common
+    case: at INFO and below only lines naming a lower "level" can go)."""
+    return min_rank > _INFO_RANK or (min_rank > 0 and b'"level"' in lines)
 
 
 def drop_below_level(lines: bytes, min_rank: int) -> bytes:
-    """`lines` without the JSON objects whose "level" ranks below `min_rank`: Lambda's
-    filtering of application logs ("Log-level filtering"; other lines count as INFO)."""
+    """`lines` without those whose level ranks below `min_rank`: Lambda's filtering of
+    application logs ("Log-level filtering"). A line's level is the "level" of the JSON
+    object it holds; a line with none, or an invalid one (plain print() output, stderr,
+    other JSON), is INFO."""
     kept = []
     for line in lines.split(b"\n"):
+        rank = _INFO_RANK
         if line.startswith(b"{") and b'"level"' in line:
             try:
                 level = orjson.loads(line).get("level")
             except (orjson.JSONDecodeError, AttributeError):
                 level = None
-            if isinstance(level, str) and level_rank(level) < min_rank:
-                continue
-        kept.append(line)
+            if isinstance(level, str):
+                rank = level_rank(level)
+        if rank >= min_rank or not line:
+            kept.append(line)
     return b"\n".join(kept)
+
+
+class LevelFilter:
+    """`drop_below_level` over output that arrives in pieces: `feed` returns the whole
+    lines kept so far, `end` the rest (a last line without its newline), filtered too."""
+
+    __slots__ = ("min_rank", "rest")
+
+    def __init__(self, min_rank: int) -> None:
+        self.min_rank = min_rank
+        self.rest = b""
+
+    def feed(self, data: bytes) -> bytes:
+        data = self.rest + data
+        cut = data.rfind(b"\n") + 1
+        self.rest = data[cut:]
+        lines = data[:cut]
+        return drop_below_level(lines, self.min_rank) if lines else b""
+
+    def end(self) -> bytes:
+        rest, self.rest = self.rest, b""
+        return drop_below_level(rest, self.min_rank) if rest else b""
 
 
 def iso_ms(epoch_ms: int) -> str:

@@ -2,7 +2,35 @@
 
 from __future__ import annotations
 
+import hashlib
+import re
+
 import orjson
+
+from corral import __version__
+
+_RUNTIME_ID = re.compile(r"([a-z]+)\.?([0-9.]*[0-9]|al\d+)?(?:\.x)?")
+
+
+def runtime_version(runtime: str) -> str:
+    """Lambda's name of a runtime's version (`python3.11` -> `python:3.11.corral<ver>`):
+    the runtime as Lambda names it in INIT_START, and Corral's build of it."""
+    m = _RUNTIME_ID.fullmatch(runtime)
+    name = f"{m.group(1)}:{m.group(2)}" if m and m.group(2) else runtime
+    return f"{name}.corral{__version__}"
+
+
+def runtime_version_arn(region: str, runtime: str) -> str:
+    digest = hashlib.sha256(runtime_version(runtime).encode()).hexdigest()
+    return f"arn:aws:lambda:{region}::runtime:{digest}"
+
+
+def init_start_line(runtime: str, region: str) -> bytes:
+    """`INIT_START Runtime Version: ...\tRuntime Version ARN: ...`: a cold start begins."""
+    return (
+        f"INIT_START Runtime Version: {runtime_version(runtime)}\t"
+        f"Runtime Version ARN: {runtime_version_arn(region, runtime)}\n"
+    ).encode()
 
 
 def start_line(request_id: str, version: str) -> bytes:
@@ -40,6 +68,13 @@ def report_line(
 
 def timeout_line(timestamp: str, request_id: str, timeout_s: float) -> bytes:
     return f"{timestamp} {request_id} Task timed out after {timeout_s:.2f} seconds\n".encode()
+
+
+def timeout_record(time_iso: str, request_id: str, timeout_s: float) -> bytes:
+    """The timeout line in JSON log format: an ERROR record, as the runtimes' own."""
+    message = f"Task timed out after {timeout_s:.2f} seconds"
+    record = {"timestamp": time_iso, "level": "ERROR", "requestId": request_id, "message": message}
+    return orjson.dumps(record) + b"\n"
 
 
 # ---- the same in JSON log format: one platform record per line ------------------------
@@ -86,6 +121,31 @@ def report_record(
 def logs_dropped_record(time_iso: str, dropped_records: int, dropped_bytes: int, reason: str):
     record = {"reason": reason, "droppedRecords": dropped_records, "droppedBytes": dropped_bytes}
     return _record(time_iso, "platform.logsDropped", record)
+
+
+def init_start_record(
+    time_iso: str, init_type: str, runtime: str, region: str, function: str, version: str
+) -> bytes:
+    record = {
+        "initializationType": init_type,
+        "phase": "init",
+        "runtimeVersion": runtime_version(runtime),
+        "runtimeVersionArn": runtime_version_arn(region, runtime),
+        "functionName": function,
+        "functionVersion": version,
+    }
+    return _record(time_iso, "platform.initStart", record)
+
+
+def init_done_record(time_iso: str, init_ms: float, init_type: str) -> bytes:
+    """platform.initReport of an init that succeeded."""
+    record = {
+        "initializationType": init_type,
+        "phase": "init",
+        "status": "success",
+        "metrics": {"durationMs": round(init_ms, 3)},
+    }
+    return _record(time_iso, "platform.initReport", record)
 
 
 def init_report_record(time_iso: str, init_ms: float, error_type: str, init_type: str) -> bytes:

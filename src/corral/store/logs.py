@@ -6,8 +6,10 @@ segment sharing its timestamp; a chunk is parsed into events (one per non-empty 
 cut at EVENT_MAX_BYTES) only when read, so storing costs no per-line work. The invoke path
 never touches this; the buffered writer in `corral.telemetry.logs` inserts a few chunks
 per flush, and a chunk is also the unit that caps and retention delete. Stored bytes are
-counted per group and per stream. Used from the event loop thread only (sync; every call
-is short and bounded).
+counted per group and per stream. `LogDatabase` (the writer) is used from the event loop
+thread only, with short bounded calls; queries that scan events (up to megabytes) read
+through a `LogReader` of their own, a read-only connection used from a worker thread
+(WAL lets it read while the loop writes).
 """
 
 from __future__ import annotations
@@ -121,50 +123,16 @@ _STREAM_COLUMNS = (
 _CHUNK_COLUMNS = "id, stream_id, first_ms, last_ms, ingestion_ms, data"
 
 
-class LogDatabase:
-    def __init__(self, path: Path) -> None:
-        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        # Checkpoints (the only fsyncs in WAL mode with synchronous=NORMAL) are run by
-        # `checkpoint` from another thread, never by a commit on the event loop.
-        self._db.execute("PRAGMA wal_autocheckpoint=0")
-        self._db.executescript(_SCHEMA)
-        self._path = path
+class LogReads:
+    """The queries, on connection `_db`: shared by the writer and the readers."""
 
-    def close(self) -> None:
-        self._db.close()
-
-    def checkpoint(self) -> None:
-        """Copy the WAL into the database file so it can be reused. Blocking (fsync): run
-        it in a worker thread; it does not block the writer."""
-        db = sqlite3.connect(self._path, isolation_level=None)
-        try:
-            db.execute("PRAGMA wal_checkpoint(PASSIVE)")
-        finally:
-            db.close()
-
-    # ---- groups ---------------------------------------------------------------------
+    _db: sqlite3.Connection
 
     def group(self, name: str) -> GroupRow | None:
         row = self._db.execute(
             f"SELECT {_GROUP_COLUMNS} FROM log_groups WHERE name = ?", (name,)
         ).fetchone()
         return GroupRow(*row) if row else None
-
-    def create_group(self, name: str, created_ms: int) -> bool:
-        """False if it exists already."""
-        cursor = self._db.execute(
-            "INSERT OR IGNORE INTO log_groups (name, created_ms) VALUES (?, ?)", (name, created_ms)
-        )
-        return cursor.rowcount == 1
-
-    def delete_group(self, name: str) -> bool:
-        with self._transaction():
-            gone = self._db.execute("DELETE FROM log_groups WHERE name = ?", (name,)).rowcount
-            self._db.execute("DELETE FROM log_chunks WHERE group_name = ?", (name,))
-            self._db.execute("DELETE FROM log_streams WHERE group_name = ?", (name,))
-        return gone == 1
 
     def groups(self, prefix: str = "", contains: str = "") -> list[GroupRow]:
         rows = self._db.execute(
@@ -173,32 +141,6 @@ class LogDatabase:
             (len(prefix), prefix, contains),
         ).fetchall()
         return [GroupRow(*row) for row in rows]
-
-    def set_retention(self, name: str, days: int | None) -> bool:
-        cursor = self._db.execute(
-            "UPDATE log_groups SET retention_days = ? WHERE name = ?", (days, name)
-        )
-        return cursor.rowcount == 1
-
-    def retained_groups(self) -> list[tuple[str, int]]:
-        return self._db.execute(
-            "SELECT name, retention_days FROM log_groups WHERE retention_days IS NOT NULL"
-        ).fetchall()
-
-    # ---- streams --------------------------------------------------------------------
-
-    def stream_id(self, group: str, name: str, function: str | None, created_ms: int) -> int:
-        """The stream's id, creating the group and the stream if missing."""
-        self.create_group(group, created_ms)
-        self._db.execute(
-            "INSERT OR IGNORE INTO log_streams (group_name, name, function, created_ms) "
-            "VALUES (?, ?, ?, ?)",
-            (group, name, function, created_ms),
-        )
-        row = self._db.execute(
-            "SELECT id FROM log_streams WHERE group_name = ? AND name = ?", (group, name)
-        ).fetchone()
-        return row[0]
 
     def stream(self, group: str, name: str) -> StreamRow | None:
         row = self._db.execute(
@@ -214,30 +156,6 @@ class LogDatabase:
             (group, len(prefix), prefix),
         ).fetchall()
         return [StreamRow(*row) for row in rows]
-
-    # ---- chunks ---------------------------------------------------------------------
-
-    def add_chunks(self, chunks: list[tuple[int, str, int, int, int, bytes]]) -> None:
-        """Rows of (stream id, group, first ms, last ms, ingestion ms, data), one transaction."""
-        with self._transaction():
-            for stream_id, group, first_ms, last_ms, ingestion_ms, data in chunks:
-                size = len(data)
-                self._db.execute(
-                    "INSERT INTO log_chunks (stream_id, group_name, first_ms, last_ms, "
-                    "ingestion_ms, size, data) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (stream_id, group, first_ms, last_ms, ingestion_ms, size, data),
-                )
-                self._db.execute(
-                    "UPDATE log_streams SET stored_bytes = stored_bytes + ?, "
-                    "first_event_ms = min(coalesce(first_event_ms, ?), ?), "
-                    "last_event_ms = max(coalesce(last_event_ms, ?), ?), "
-                    "last_ingestion_ms = ? WHERE id = ?",
-                    (size, first_ms, first_ms, last_ms, last_ms, ingestion_ms, stream_id),
-                )
-                self._db.execute(
-                    "UPDATE log_groups SET stored_bytes = stored_bytes + ? WHERE name = ?",
-                    (size, group),
-                )
 
     def stream_chunks(
         self,
@@ -285,6 +203,108 @@ class LogDatabase:
         for row in self._db.execute(sql, params):
             yield Chunk(*row)
 
+
+class LogReader(LogReads):
+    """A read-only connection for queries in a worker thread (`LogDatabase.reader`)."""
+
+    def __init__(self, path: Path) -> None:
+        self._db = sqlite3.connect(
+            f"file:{path}?mode=ro", uri=True, isolation_level=None, check_same_thread=False
+        )
+
+    def close(self) -> None:
+        self._db.close()
+
+
+class LogDatabase(LogReads):
+    def __init__(self, path: Path) -> None:
+        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        # Checkpoints (the only fsyncs in WAL mode with synchronous=NORMAL) are run by
+        # `checkpoint` from another thread, never by a commit on the event loop.
+        self._db.execute("PRAGMA wal_autocheckpoint=0")
+        self._db.executescript(_SCHEMA)
+        self._path = path
+
+    def close(self) -> None:
+        self._db.close()
+
+    def reader(self) -> LogReader:
+        """A new read-only connection to this database, for one worker thread."""
+        return LogReader(self._path)
+
+    def checkpoint(self, truncate: bool = False) -> None:
+        """Copy the WAL into the database file so it can be reused. Blocking (fsync): run
+        it in a worker thread. PASSIVE does not block the writer; with `truncate` (when
+        the log is idle) the WAL file is also cut to nothing, giving its disk space back:
+        that holds the write lock for the (short) time it takes."""
+        db = sqlite3.connect(self._path, isolation_level=None, timeout=0)
+        try:
+            db.execute(f"PRAGMA wal_checkpoint({'TRUNCATE' if truncate else 'PASSIVE'})")
+        finally:
+            db.close()
+
+    def create_group(self, name: str, created_ms: int) -> bool:
+        """False if it exists already."""
+        cursor = self._db.execute(
+            "INSERT OR IGNORE INTO log_groups (name, created_ms) VALUES (?, ?)", (name, created_ms)
+        )
+        return cursor.rowcount == 1
+
+    def delete_group(self, name: str) -> bool:
+        with self._transaction():
+            gone = self._db.execute("DELETE FROM log_groups WHERE name = ?", (name,)).rowcount
+            self._db.execute("DELETE FROM log_chunks WHERE group_name = ?", (name,))
+            self._db.execute("DELETE FROM log_streams WHERE group_name = ?", (name,))
+        return gone == 1
+
+    def set_retention(self, name: str, days: int | None) -> bool:
+        cursor = self._db.execute(
+            "UPDATE log_groups SET retention_days = ? WHERE name = ?", (days, name)
+        )
+        return cursor.rowcount == 1
+
+    def retained_groups(self) -> list[tuple[str, int]]:
+        return self._db.execute(
+            "SELECT name, retention_days FROM log_groups WHERE retention_days IS NOT NULL"
+        ).fetchall()
+
+    def stream_id(self, group: str, name: str, function: str | None, created_ms: int) -> int:
+        """The stream's id, creating the group and the stream if missing."""
+        self.create_group(group, created_ms)
+        self._db.execute(
+            "INSERT OR IGNORE INTO log_streams (group_name, name, function, created_ms) "
+            "VALUES (?, ?, ?, ?)",
+            (group, name, function, created_ms),
+        )
+        row = self._db.execute(
+            "SELECT id FROM log_streams WHERE group_name = ? AND name = ?", (group, name)
+        ).fetchone()
+        return row[0]
+
+    def add_chunks(self, chunks: list[tuple[int, str, int, int, int, bytes]]) -> None:
+        """Rows of (stream id, group, first ms, last ms, ingestion ms, data), one transaction."""
+        with self._transaction():
+            for stream_id, group, first_ms, last_ms, ingestion_ms, data in chunks:
+                size = len(data)
+                self._db.execute(
+                    "INSERT INTO log_chunks (stream_id, group_name, first_ms, last_ms, "
+                    "ingestion_ms, size, data) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (stream_id, group, first_ms, last_ms, ingestion_ms, size, data),
+                )
+                self._db.execute(
+                    "UPDATE log_streams SET stored_bytes = stored_bytes + ?, "
+                    "first_event_ms = min(coalesce(first_event_ms, ?), ?), "
+                    "last_event_ms = max(coalesce(last_event_ms, ?), ?), "
+                    "last_ingestion_ms = ? WHERE id = ?",
+                    (size, first_ms, first_ms, last_ms, last_ms, ingestion_ms, stream_id),
+                )
+                self._db.execute(
+                    "UPDATE log_groups SET stored_bytes = stored_bytes + ? WHERE name = ?",
+                    (size, group),
+                )
+
     def drop_oldest(self, group: str, excess_bytes: int) -> int:
         """Delete the group's oldest chunks until `excess_bytes` are freed. Bytes freed."""
         rows = self._db.execute(
@@ -299,6 +319,24 @@ class LogDatabase:
             freed += size
         self._delete_chunks(group, doomed)
         return freed
+
+    def drop_oldest_anywhere(self, excess_bytes: int) -> dict[str, int]:
+        """Delete the server's oldest chunks, whatever their group, until `excess_bytes`
+        are freed. Bytes freed per group."""
+        rows = self._db.execute(
+            "SELECT id, stream_id, size, group_name FROM log_chunks ORDER BY id"
+        )
+        doomed: dict[str, list[tuple[int, int, int]]] = {}
+        freed = 0
+        for chunk_id, stream_id, size, group in rows:
+            if freed >= excess_bytes:
+                break
+            doomed.setdefault(group, []).append((chunk_id, stream_id, size))
+            freed += size
+        rows.close()
+        for group, chunks in doomed.items():
+            self._delete_chunks(group, chunks)
+        return {group: sum(size for _, _, size in chunks) for group, chunks in doomed.items()}
 
     def expire(self, group: str, before_ms: int) -> int:
         """Delete the group's chunks whose events are all older than `before_ms`, and the

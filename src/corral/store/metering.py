@@ -1,9 +1,13 @@
 """Metering records, one row per finished invocation, and the sums a bill needs.
 
+Per-invocation rows are kept for a retention period (`compact`); older ones are rolled up
+into per-function, per-hour sums (`usage_hours`) that the bill adds, so the bill of any
+window stays exact to the hour for them (and exact for the retained rows).
+
 SQLite in its own file (`metering.db`), not the shared `corral.db`: batches are written
 from a worker thread, and a batch holding SQLite's write lock must never make the event
 loop's single-row writes (an Event invoke's queue insert) wait for it. Only storage here;
-batching is `corral.telemetry.metering`, prices and percentiles too.
+batching is `corral.telemetry.metering`, prices too.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from math import ceil
 from pathlib import Path
 
 from sqlalchemy import (
@@ -50,6 +55,28 @@ invocation_records = Table(
     Index("invocation_records_function_at", "function_name", "at"),
 )
 
+# Records past their retention, summed per function and hour (`compact`).
+usage_hours = Table(
+    "usage_hours",
+    metadata,
+    Column("function_name", String(64), primary_key=True),
+    Column("hour", Integer, primary_key=True),  # epoch seconds at the start of the hour
+    Column("requests", Integer, nullable=False),
+    Column("billed_ms", Integer, nullable=False),
+    Column("mb_ms", Integer, nullable=False),
+)
+HOUR_S = 3600
+
+_COMPACT = (
+    "INSERT INTO usage_hours (function_name, hour, requests, billed_ms, mb_ms) "
+    "SELECT function_name, CAST(at / 3600 AS INTEGER) * 3600, count(*), sum(billed_ms), "
+    "sum(memory_mb * billed_ms) FROM invocation_records WHERE at < ?1 "
+    "GROUP BY function_name, CAST(at / 3600 AS INTEGER) "
+    "ON CONFLICT (function_name, hour) DO UPDATE SET "
+    "requests = requests + excluded.requests, billed_ms = billed_ms + excluded.billed_ms, "
+    "mb_ms = mb_ms + excluded.mb_ms"
+)
+
 # The column order of the rows `insert` takes; gb_seconds is computed from them.
 RECORD_COLUMNS = (
     "at",
@@ -79,9 +106,16 @@ class UsageSums:
 
 @dataclass(frozen=True, slots=True)
 class RecentInvocations:
-    durations_ms: list[float]  # ascending
+    invocations: int
     errors: int
     cold_starts: int
+    p50_ms: float | None
+    p99_ms: float | None
+
+
+def nearest_rank(q: float, count: int) -> int:
+    """The 1-based rank of the nearest-rank percentile q (0 < q <= 100) of `count` values."""
+    return max(1, ceil(q / 100 * count))
 
 
 class MeteringStore:
@@ -118,9 +152,10 @@ class MeteringStore:
     def usage(
         self, since: float | None, until: float, function_name: str | None
     ) -> list[UsageSums]:
-        """Sums per function of the records with since <= at < until."""
-        r = invocation_records.c
-        query = (
+        """Sums per function of the records with since <= at < until, and of the rolled-up
+        hours that start in that window."""
+        r, h = invocation_records.c, usage_hours.c
+        records = (
             select(
                 r.function_name,
                 func.count(),
@@ -129,29 +164,53 @@ class MeteringStore:
             )
             .where(r.at < until)
             .group_by(r.function_name)
-            .order_by(r.function_name)
         )
+        hours = select(h.function_name, h.requests, h.billed_ms, h.mb_ms).where(h.hour < until)
         if since is not None:
-            query = query.where(r.at >= since)
+            records = records.where(r.at >= since)
+            hours = hours.where(h.hour >= since)
         if function_name is not None:
-            query = query.where(r.function_name == function_name)
+            records = records.where(r.function_name == function_name)
+            hours = hours.where(h.function_name == function_name)
+        sums: dict[str, list[int]] = {}
         with self.engine.connect() as conn:
-            return [UsageSums(n, int(c), int(b), int(m)) for n, c, b, m in conn.execute(query)]
+            for query in (records, hours):
+                for name, count, billed, mb_ms in conn.execute(query):
+                    line = sums.setdefault(name, [0, 0, 0])
+                    line[0] += int(count)
+                    line[1] += int(billed)
+                    line[2] += int(mb_ms)
+        return [UsageSums(name, *sums[name]) for name in sorted(sums)]
 
     def recent(self, function_name: str, since: float) -> RecentInvocations:
-        r = invocation_records.c
-        query = (
-            select(r.duration_ms, r.function_error, r.init_duration_ms)
-            .where(r.function_name == function_name, r.at >= since)
-            .order_by(r.duration_ms)
-        )
-        durations, errors, cold = [], 0, 0
-        with self.engine.connect() as conn:
-            for duration_ms, error, init_ms in conn.execute(query):
-                durations.append(duration_ms)
-                errors += error is not None
-                cold += init_ms is not None
-        return RecentInvocations(durations, errors, cold)
+        """Counts and p50/p99 duration of the function's records since `since`, computed
+        by SQLite (two sorted lookups): no per-invocation row reaches Python."""
+        with self._raw() as conn:
+            where = "function_name = ?1 AND at >= ?2"
+            count, errors, cold = conn.execute(
+                f"SELECT count(*), count(function_error), count(init_duration_ms) "
+                f"FROM invocation_records WHERE {where}",
+                (function_name, since),
+            ).fetchone()
+            percentiles = []
+            for q in (50, 99):
+                value = None
+                if count:
+                    (value,) = conn.execute(
+                        f"SELECT duration_ms FROM invocation_records WHERE {where} "
+                        "ORDER BY duration_ms LIMIT 1 OFFSET ?3",
+                        (function_name, since, nearest_rank(q, count) - 1),
+                    ).fetchone()
+                percentiles.append(value)
+        return RecentInvocations(count, errors, cold, *percentiles)
+
+    def compact(self, before: float) -> int:
+        """Roll the records of the hours that end by `before` up into `usage_hours` and
+        delete them, in one transaction. The number of records rolled up."""
+        before = before // HOUR_S * HOUR_S  # whole hours only: no hour is split
+        with self._raw() as conn:
+            conn.execute(_COMPACT, (before,))
+            return conn.execute("DELETE FROM invocation_records WHERE at < ?", (before,)).rowcount
 
     def close(self) -> None:
         self.engine.dispose()

@@ -68,6 +68,18 @@ class QueueStats:
     oldest_age_s: float  # age of the oldest event, 0 when empty
 
 
+@dataclass(frozen=True, slots=True)
+class FunctionQueueStats:
+    """QueueStats of the events for one function (`target` "function"), or of every
+    delivery to one other kind of target (`function` "")."""
+
+    target: str
+    function: str
+    depth: int
+    running: int
+    oldest_age_s: float
+
+
 class EventQueue(Protocol):
     changed: asyncio.Event  # set when an event is added (the dispatcher waits on it)
 
@@ -77,6 +89,7 @@ class EventQueue(Protocol):
     def reschedule(self, event_id: int, attempts: int, not_before: float) -> None: ...
     def next_due(self) -> float | None: ...
     def stats(self) -> QueueStats: ...
+    def stats_by_function(self) -> list[FunctionQueueStats]: ...
     def release_leases(self) -> int: ...
 
 
@@ -172,6 +185,20 @@ class SqliteEventQueue:
             cur.execute("SELECT count(*), count(leased_until), min(enqueued_at) FROM event_queue")
             depth, running, oldest = cur.fetchone()
         return QueueStats(int(depth), int(running), max(0.0, now - oldest) if oldest else 0.0)
+
+    def stats_by_function(self) -> list[FunctionQueueStats]:
+        now = time.time()
+        with self._transaction() as cur:
+            cur.execute(
+                "SELECT target, CASE target WHEN 'function' THEN destination ELSE '' END, "
+                "count(*), count(leased_until), min(enqueued_at) FROM event_queue "
+                "GROUP BY 1, 2 ORDER BY 1, 2"
+            )
+            rows = cur.fetchall()
+        return [
+            FunctionQueueStats(target, name, int(depth), int(running), max(0.0, now - oldest))
+            for target, name, depth, running, oldest in rows
+        ]
 
     def release_leases(self) -> int:
         """At start-up: whatever a previous server was running is due again."""

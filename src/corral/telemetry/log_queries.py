@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from corral.model import logs as model
 from corral.model.arn import Scope
 from corral.model.logs import FilterPattern, Position
-from corral.store.logs import GroupRow, LogDatabase, StreamRow
+from corral.store.logs import GroupRow, LogReads, StreamRow
 
 SCAN_BUDGET_BYTES = 4 * 1024 * 1024
 _END = 1 << 62  # beyond every chunk id and index
@@ -33,7 +33,7 @@ def _page(rows: list, limit: int, token: str | None) -> tuple[list, str | None]:
 
 
 def describe_groups(
-    db: LogDatabase, scope: Scope, prefix: str, pattern: str, limit: int, token: str | None
+    db: LogReads, scope: Scope, prefix: str, pattern: str, limit: int, token: str | None
 ) -> dict:
     page, next_token = _page(db.groups(prefix, pattern), limit, token)
     answer: dict = {"logGroups": [_group_wire(scope, g) for g in page]}
@@ -59,7 +59,7 @@ def _group_wire(scope: Scope, group: GroupRow) -> dict:
 
 
 def describe_streams(
-    db: LogDatabase,
+    db: LogReads,
     scope: Scope,
     group: str,
     prefix: str,
@@ -105,7 +105,7 @@ def _stream_wire(scope: Scope, group: str, stream: StreamRow) -> dict:
 
 
 def get_events(
-    db: LogDatabase,
+    db: LogReads,
     group: str,
     stream_name: str,
     time_range: tuple[int, int],
@@ -142,7 +142,7 @@ def get_events(
     }
 
 
-def _latest_chunk(db: LogDatabase, stream_id: int) -> int:
+def _latest_chunk(db: LogReads, stream_id: int) -> int:
     for chunk in db.stream_chunks(stream_id, (0, _END), newest_first=True):
         return chunk.id
     return 0
@@ -191,7 +191,7 @@ def _backward(db, stream_id: int, before: Position, time_range, limit: int) -> l
 
 
 def filter_events(
-    db: LogDatabase,
+    db: LogReads,
     group: str,
     streams: dict[int, str],
     time_range: tuple[int, int],
@@ -257,7 +257,7 @@ def _filtered_wire(names: dict[int, str], event: tuple) -> dict:
 
 
 def select_streams(
-    db: LogDatabase, group: str, names: Iterable[str] | None, prefix: str | None
+    db: LogReads, group: str, names: Iterable[str] | None, prefix: str | None
 ) -> dict[int, str]:
     """Stream ids to search: {} for all of the group's streams."""
     if db.group(group) is None:

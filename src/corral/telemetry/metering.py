@@ -4,29 +4,31 @@ The invoke path appends a tuple to a list (no I/O). The list is written as one b
 it reaches FLUSH_BATCH records or FLUSH_DELAY_S after its first record, whichever comes
 first, by a single worker thread; queries run on the same thread after the writes queued
 before them, so they always see every finished invocation. `close` writes what is left.
-Billing follows Lambda: duration rounded up to 1 ms (at least 1), GB-seconds = memory GB
-x billed seconds, plus a price per request.
+Billing follows Lambda: duration (plus Init Duration on on-demand cold starts) rounded up
+to 1 ms (at least 1), GB-seconds = memory GB x billed seconds, plus a price per request.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
+import functools
 import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from math import ceil
 from typing import Protocol
 
 from corral.model.function import FunctionConfig
-from corral.model.invocation import InvocationResult
+from corral.model.invocation import InvocationResult, billed_ms
 from corral.store.metering import RecentInvocations, UsageSums
 
 log = logging.getLogger("corral.telemetry")
 
 FLUSH_DELAY_S = 0.5
 FLUSH_BATCH = 1000
+RETENTION_INTERVAL_S = 3600.0  # how often records past their retention are rolled up
 MB_MS_PER_GB_SECOND = 1024 * 1000
 
 
@@ -88,14 +90,6 @@ def bill(sums: Sequence[UsageSums], prices: PriceTable) -> tuple[dict[str, Usage
     return lines, total
 
 
-def percentile(ascending: Sequence[float], q: float) -> float | None:
-    """The nearest-rank percentile (0 < q <= 100) of sorted values; None when empty."""
-    if not ascending:
-        return None
-    rank = max(1, ceil(q / 100 * len(ascending)))
-    return ascending[rank - 1]
-
-
 @dataclass(frozen=True, slots=True)
 class FunctionStats:
     invocations: int
@@ -106,13 +100,8 @@ class FunctionStats:
 
     @classmethod
     def of(cls, recent: RecentInvocations) -> FunctionStats:
-        durations = recent.durations_ms
         return cls(
-            len(durations),
-            recent.errors,
-            recent.cold_starts,
-            percentile(durations, 50),
-            percentile(durations, 99),
+            recent.invocations, recent.errors, recent.cold_starts, recent.p50_ms, recent.p99_ms
         )
 
     def as_json(self) -> dict:
@@ -135,6 +124,7 @@ class UsageStore(Protocol):
         self, since: float | None, until: float, function_name: str | None
     ) -> list[UsageSums]: ...
     def recent(self, function_name: str, since: float) -> RecentInvocations: ...
+    def compact(self, before: float) -> int: ...
     def close(self) -> None: ...
 
 
@@ -166,6 +156,7 @@ class Metering:
         )
         self._pending: list[tuple] = []
         self._timer: asyncio.TimerHandle | None = None
+        self._stopping = asyncio.Event()
 
     # ---- the invoke path --------------------------------------------------------------
 
@@ -182,7 +173,7 @@ class Metering:
                 request_id,
                 kind,
                 duration_ms,
-                ceil(duration_ms) or 1,  # billed_ms(duration_ms), inlined
+                billed_ms(duration_ms, result.init_duration_ms),
                 config.memory_mb,
                 result.init_duration_ms,
                 result.function_error,
@@ -235,6 +226,29 @@ class Metering:
         """Invocations of the function finished in the last `window_s` seconds."""
         since = self.clock() - window_s
         return FunctionStats.of(await self._query(lambda: self.store.recent(function_name, since)))
+
+    # ---- retention --------------------------------------------------------------------
+
+    async def run_retention(
+        self, retention_s: float, interval_s: float = RETENTION_INTERVAL_S
+    ) -> None:
+        """Roll the records older than `retention_s` up into hourly sums (the bill stays
+        exact by the hour), at once and then every `interval_s`, until `stop`."""
+        while not self._stopping.is_set():
+            cutoff = self.clock() - retention_s
+            try:
+                rolled = await self._query(functools.partial(self.store.compact, cutoff))
+            except Exception:
+                log.exception("could not roll up old metering records")
+            else:
+                if rolled:
+                    log.info("rolled %d metering record(s) up into hourly sums", rolled)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), interval_s)
+
+    def stop(self) -> None:
+        """End `run_retention`."""
+        self._stopping.set()
 
     def close(self) -> None:
         """Write what is pending and wait for the writer; then close the store. Blocks."""

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from math import ceil
 
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -24,8 +23,8 @@ from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
 from corral.model.function import FunctionConfig
-from corral.model.invocation import InvocationResult
-from corral.store.queue import QueueStats
+from corral.model.invocation import InvocationResult, billed_ms
+from corral.store.queue import FunctionQueueStats
 from corral.telemetry import EVENT, SYNC
 
 # Upper bounds in ms (exposed in seconds): 0.1 ms (a warm no-op) to 900 s (the longest
@@ -103,13 +102,13 @@ class InvocationMetrics(Collector):
             record.event_success += 1
         else:
             record.event_error += 1
-        # Inlined histogram observations and billed_ms(): this runs on every invoke.
+        # Inlined histogram observations: this runs on every invoke.
         duration_ms = result.duration_ms
         histogram = record.duration
         histogram.counts[bisect_left(DURATION_BUCKETS_MS, duration_ms)] += 1
         histogram.sum_ms += duration_ms
-        record.billed_ms += ceil(duration_ms) or 1  # as billed_ms(): 1 ms steps, at least 1
         init_ms = result.init_duration_ms
+        record.billed_ms += billed_ms(duration_ms, init_ms)
         if init_ms is not None:
             record.cold_starts += 1
             record.init_duration.observe(init_ms)
@@ -140,7 +139,7 @@ class InvocationMetrics(Collector):
         )
         billed = CounterMetricFamily(
             "corral_billed_duration_milliseconds",
-            "Billed duration (1 ms steps, at least 1 ms per invocation).",
+            "Billed duration as in REPORT (1 ms steps, at least 1 ms, Init Duration included).",
             labels=labels,
         )
         cold = CounterMetricFamily(
@@ -180,7 +179,7 @@ class InvocationMetrics(Collector):
 # Where the scrape-time gauges come from (the composition root passes bound methods).
 RunningByFunction = Callable[[], Mapping[str, int]]
 EnvironmentStates = Callable[[], Iterable[tuple[str, str, str]]]  # (function, version, state)
-QueueStatsSource = Callable[[], QueueStats]
+QueueStatsSource = Callable[[], Iterable[FunctionQueueStats]]
 
 
 class StateCollector(Collector):
@@ -211,18 +210,7 @@ class StateCollector(Collector):
         for name in sorted(self.invocations.function_names() | set(running)):
             concurrent.add_metric([name], running.get(name, 0))
         yield concurrent
-        stats = self.queue_stats()
-        yield GaugeMetricFamily(
-            "corral_async_queue_depth", "Event invocations waiting or running.", stats.depth
-        )
-        yield GaugeMetricFamily(
-            "corral_async_queue_running", "Event invocations running now.", stats.running
-        )
-        yield GaugeMetricFamily(
-            "corral_async_queue_oldest_event_age_seconds",
-            "Age of the oldest queued event (0 when the queue is empty).",
-            stats.oldest_age_s,
-        )
+        yield from self._queue_gauges()
         counts: dict[tuple[str, str], dict[str, int]] = {}
         for name, version, state in self.environments():
             by_state = counts.get((name, version))
@@ -238,3 +226,28 @@ class StateCollector(Collector):
             for state, value in by_state.items():
                 environments.add_metric([name, version, state], value)
         yield environments
+
+    def _queue_gauges(self) -> Iterator[Metric]:
+        """The async queue per function (label `target` "function"); deliveries to other
+        destinations (webhooks) per kind of target, with `function` "". A function with
+        invocations and nothing queued shows 0."""
+        labels = ["function", "target"]
+        depth = GaugeMetricFamily(
+            "corral_async_queue_depth", "Event invocations waiting or running.", labels=labels
+        )
+        running = GaugeMetricFamily(
+            "corral_async_queue_running", "Event invocations running now.", labels=labels
+        )
+        age = GaugeMetricFamily(
+            "corral_async_queue_oldest_event_age_seconds",
+            "Age of the oldest queued event (0 when none is queued).",
+            labels=labels,
+        )
+        found = {(s.function, s.target): s for s in self.queue_stats()}
+        for name in self.invocations.function_names():
+            found.setdefault((name, "function"), FunctionQueueStats("function", name, 0, 0, 0.0))
+        for key, stats in sorted(found.items()):
+            depth.add_metric(list(key), stats.depth)
+            running.add_metric(list(key), stats.running)
+            age.add_metric(list(key), stats.oldest_age_s)
+        yield from (depth, running, age)

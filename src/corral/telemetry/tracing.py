@@ -1,6 +1,8 @@
 """OpenTelemetry export of invocation spans over OTLP/HTTP (JSON encoding), when
 `corral serve --otlp-endpoint URL` is given: one SERVER span per finished invocation,
-in the trace of its X-Amzn-Trace-Id (Root -> trace id, Parent -> parent span), posted in
+in the trace of its X-Amzn-Trace-Id (Root -> trace id; the span's id is the Parent the
+function saw, so the function's own spans are its children; its parent is the caller's
+Parent), posted in
 batches to `<URL>/v1/traces` by a background task. The invoke path only appends a dict.
 Spans are dropped (and counted in a log line) when the collector is down or slow and
 more than MAX_PENDING wait.
@@ -67,10 +69,12 @@ class SpanExporter:
             return
         end_ns = time.time_ns()
         elapsed_ms = result.duration_ms + (result.init_duration_ms or 0.0)
+        # The function saw this span's id as its Parent: its own spans are children.
         context = parse_trace_header(result.trace_id) if result.trace_id else None
+        span_id = context.parent_span_id if context else None
         span = {
             "traceId": context.trace_id if context else os.urandom(16).hex(),
-            "spanId": os.urandom(8).hex(),
+            "spanId": span_id or os.urandom(8).hex(),
             "name": config.name,
             "kind": _SPAN_KIND_SERVER,
             "startTimeUnixNano": str(end_ns - int(elapsed_ms * 1_000_000)),
@@ -86,8 +90,8 @@ class SpanExporter:
             ],
             "status": {},
         }
-        if context and context.parent_span_id:
-            span["parentSpanId"] = context.parent_span_id
+        if result.caller_span_id:
+            span["parentSpanId"] = result.caller_span_id
         if result.function_error:
             span["status"] = {"code": _STATUS_ERROR, "message": result.function_error}
         self._pending.append(span)

@@ -65,7 +65,7 @@ def test_tokens_round_trip_and_refuse_garbage():
         logs.decode_page_token("!!")
 
 
-def test_drop_below_level_filters_json_lines_only():
+def test_drop_below_level_counts_lines_without_a_level_as_info():
     lines = (
         b'{"level": "debug", "m": 1}\n'
         b'{"level": "ERROR", "m": 2}\n'
@@ -74,4 +74,18 @@ def test_drop_below_level_filters_json_lines_only():
         b'{"level": 5}\n'
     )
     kept = logs.drop_below_level(lines, logs.level_rank("WARN"))
-    assert kept == b'{"level": "ERROR", "m": 2}\nplain\n{"level": 5}\n'
+    assert kept == b'{"level": "ERROR", "m": 2}\n'
+    kept = logs.drop_below_level(lines, logs.level_rank("INFO"))
+    assert kept == b'{"level": "ERROR", "m": 2}\nplain\n{"level": "bogus", "m": 3}\n{"level": 5}\n'
+    assert logs.level_filter_needed(b"plain\n", logs.level_rank("WARN"))
+    assert not logs.level_filter_needed(b"plain\n", logs.level_rank("INFO"))
+    assert not logs.level_filter_needed(b'{"level": "debug"}\n', logs.level_rank("TRACE"))
+
+
+def test_level_filter_works_on_output_in_pieces():
+    level = logs.LevelFilter(logs.level_rank("WARN"))
+    kept = level.feed(b'{"level": "ERR')
+    kept += level.feed(b'OR", "m": 1}\nplain\n{"level": "debug"}\n{"level": "WARN"}')
+    assert kept == b'{"level": "ERROR", "m": 1}\n'
+    assert level.end() == b'{"level": "WARN"}'
+    assert level.feed(b"x") == b"" and level.end() == b""  # "x" has no level: INFO

@@ -27,6 +27,12 @@ def test_billing_rounds_up_to_the_millisecond():
     assert billed_ms(1.001) == 2
 
 
+def test_billing_includes_the_init_phase_of_a_cold_start():
+    # Since 1 August 2025 Lambda bills INIT: Billed Duration = ceil(Duration + Init).
+    assert billed_ms(1.2, 250.3) == 252
+    assert billed_ms(1.2, None) == 2
+
+
 def test_timeout_error_wording():
     assert timeout_error("abc", 3) == (
         b'{"errorType":"Sandbox.Timedout",'

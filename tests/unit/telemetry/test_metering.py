@@ -16,7 +16,6 @@ from corral.telemetry.metering import (
     Metering,
     PriceTable,
     bill,
-    percentile,
     usage_line,
 )
 
@@ -37,7 +36,10 @@ class FakeStore:
         return [UsageSums("f", len(rows), sum(r[6] for r in rows), sum(r[6] * r[7] for r in rows))]
 
     def recent(self, function_name, since):
-        return RecentInvocations([], 0, 0)
+        return RecentInvocations(0, 0, 0, None, None)
+
+    def compact(self, before):
+        return 0
 
     def close(self):
         self.closed = True
@@ -123,25 +125,8 @@ def test_bill_of_nothing_is_zero():
     assert (total.requests, total.billed_ms, total.cost_usd) == (0, 0, 0)
 
 
-@pytest.mark.parametrize(
-    ("values", "q", "expected"),
-    [
-        ([5.0], 50, 5.0),
-        ([5.0], 99, 5.0),
-        ([1.0, 2.0], 50, 1.0),
-        ([1.0, 2.0, 3.0, 4.0], 50, 2.0),
-        (list(map(float, range(1, 101))), 99, 99.0),
-        (list(map(float, range(1, 101))), 100, 100.0),
-        (list(map(float, range(1, 201))), 99, 198.0),
-        ([], 50, None),
-    ],
-)
-def test_percentile_is_nearest_rank(values, q, expected):
-    assert percentile(values, q) == expected
-
-
 def test_function_stats_counts_and_ratio():
-    stats = FunctionStats.of(RecentInvocations([1.0, 2.0, 3.0, 40.0], errors=1, cold_starts=1))
+    stats = FunctionStats.of(RecentInvocations(4, 1, 1, p50_ms=2.0, p99_ms=40.0))
     assert stats.as_json() == {
         "invocations": 4,
         "errors": 1,
@@ -153,7 +138,14 @@ def test_function_stats_counts_and_ratio():
 
 
 def test_function_stats_of_nothing_has_no_percentiles():
-    assert FunctionStats.of(RecentInvocations([], 0, 0)).as_json()["cold_start_ratio"] is None
+    assert FunctionStats.of(RecentInvocations(0, 0, 0, None, None)).as_json() == {
+        "invocations": 0,
+        "errors": 0,
+        "cold_starts": 0,
+        "cold_start_ratio": None,
+        "p50_ms": None,
+        "p99_ms": None,
+    }
 
 
 def test_records_wait_for_the_timer():
@@ -177,7 +169,7 @@ def test_a_full_batch_is_written_at_once_and_cancels_the_timer():
     assert [len(batch) for batch in store.batches] == [3, 1]
 
 
-def test_record_row_has_billed_ms_rounded_up_and_at_least_one():
+def test_record_row_has_billed_ms_rounded_up_at_least_one_and_init_included():
     store, timer = FakeStore(), HandTimer()
     meter = metering(store, timer, batch=100)
     meter.completed(CONFIG, "sync", "a", result(0.0))
@@ -185,7 +177,7 @@ def test_record_row_has_billed_ms_rounded_up_and_at_least_one():
     meter.completed(CONFIG, "sync", "c", result(1.01, error="Unhandled"))
     meter.flush()
     rows = [dict(zip(RECORD_COLUMNS, row, strict=True)) for row in store.batches[0]]
-    assert [r["billed_ms"] for r in rows] == [1, 1, 2]
+    assert [r["billed_ms"] for r in rows] == [1, 82, 2]  # a cold start bills its init
     assert [r["invocation_type"] for r in rows] == ["sync", "event", "sync"]
     assert [r["init_duration_ms"] for r in rows] == [None, 80.5, None]
     assert [r["function_error"] for r in rows] == [None, None, "Unhandled"]

@@ -9,7 +9,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from corral.model.function import FunctionConfig
 from corral.model.invocation import InvocationResult, billed_ms
-from corral.store.queue import QueueStats
+from corral.store.queue import FunctionQueueStats
 from corral.telemetry.metrics import DURATION_BUCKETS_MS, InvocationMetrics, StateCollector
 
 CONFIG = FunctionConfig("f", "r", "python3.11", "app.handler", "x", "0" * 64, 1)
@@ -121,7 +121,10 @@ def test_state_gauges_are_read_at_scrape_time():
     metrics.completed(CONFIG, "sync", "r", result(1.0))
     running = {"g": 2}
     environments = [("f", "$LATEST", "idle"), ("f", "$LATEST", "busy"), ("f", "$LATEST", "idle")]
-    queue = QueueStats(depth=4, running=1, oldest_age_s=2.5)
+    queue = [
+        FunctionQueueStats("function", "g", depth=4, running=1, oldest_age_s=2.5),
+        FunctionQueueStats("webhook", "", depth=2, running=0, oldest_age_s=1.0),
+    ]
     registry = registry_with(metrics)
     registry.register(
         StateCollector(
@@ -135,9 +138,15 @@ def test_state_gauges_are_read_at_scrape_time():
     s = samples(registry)
     assert s[("corral_concurrent_executions", (("function", "f"),))] == 0
     assert s[("corral_concurrent_executions", (("function", "g"),))] == 2
-    assert s[("corral_async_queue_depth", ())] == 4
-    assert s[("corral_async_queue_running", ())] == 1
-    assert s[("corral_async_queue_oldest_event_age_seconds", ())] == 2.5
+    g, f = (("function", "g"), ("target", "function")), (("function", "f"), ("target", "function"))
+    hooks = (("function", ""), ("target", "webhook"))
+    assert s[("corral_async_queue_depth", g)] == 4
+    assert s[("corral_async_queue_running", g)] == 1
+    assert s[("corral_async_queue_oldest_event_age_seconds", g)] == 2.5
+    assert s[("corral_async_queue_depth", hooks)] == 2
+    # f has invocations and nothing queued: 0, not absent.
+    assert s[("corral_async_queue_depth", f)] == 0
+    assert s[("corral_async_queue_oldest_event_age_seconds", f)] == 0
 
     def envs(state: str) -> float:
         labels = (("function", "f"), ("state", state), ("version", "$LATEST"))
