@@ -52,7 +52,8 @@ class RootApp:
 
 def _function_url_host(headers: list[tuple[bytes, bytes]]) -> bool:
     for name, value in headers:
-        if name == b"host":
+        if name == b"host":  # host names are case-insensitive, as in `HttpTriggers.claim`
+            value = value.lower()
             return b".lambda-url." in value or value.startswith(b"api.localhost")
     return False
 
