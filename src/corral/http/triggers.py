@@ -119,7 +119,9 @@ class HttpTriggers:
         path: str = scope["path"]
         if path.startswith(URL_PREFIX):
             url_id = path[len(URL_PREFIX) :].split("/", 1)[0]
-            prefix = URL_PREFIX + url_id
+            # rawPath is cut from the raw path: the prefix as the client wrote it
+            # (`/url/%64...` is the same URL, and is as long as the client sent it)
+            prefix = "/".join(_raw_path(scope).split("/", 3)[:3])
             domain = f"{url_id}.lambda-url.{self.scope.region}.localhost"
             return partial(self._url, url_id, domain, prefix)
         if path == API_PREFIX or path.startswith(API_PREFIX + "/"):
