@@ -31,7 +31,6 @@ from corral.control.http_triggers import FunctionUrlService, RouteService
 from corral.http.asgi import (
     BodyTooLarge,
     Headers,
-    Message,
     Receive,
     Scope,
     Send,
@@ -135,8 +134,6 @@ class HttpTriggers:
     async def _url(
         self, url_id: str, domain: str, prefix: str, scope: Scope, receive: Receive, send: Send
     ) -> None:
-        if scope["method"] == "HEAD":
-            send = _headless(send)
         url = self.urls.lookup(url_id) if _URL_ID.fullmatch(url_id) else None
         if url is None:
             await _send(send, 403, [], orjson.dumps({"Message": "Forbidden"}), json=True)
@@ -263,8 +260,6 @@ class HttpTriggers:
     async def _api(
         self, stage: str, prefix: str, scope: Scope, receive: Receive, send: Send
     ) -> None:
-        if scope["method"] == "HEAD":
-            send = _headless(send)
         raw_path = _raw_path(scope)
         routed = raw_path[len(prefix) :] or "/"
         match = self.routes.table.match(scope["method"], routed)
@@ -518,13 +513,3 @@ async def _send(
         wire.append((b"content-length", str(len(body)).encode()))
     await send_response(send, status, wire, body)
 
-
-def _headless(send: Send) -> Send:
-    """`send` for a HEAD request: the headers of the GET response, no body."""
-
-    async def send_head(message: Message) -> None:
-        if message["type"] == "http.response.body":
-            message = {**message, "body": b""}
-        await send(message)
-
-    return send_head
