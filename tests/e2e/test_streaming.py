@@ -476,3 +476,23 @@ def test_head_and_bodiless_statuses_of_a_stream_url_keep_the_connection_usable(c
     assert answers[3][1] == b"HTTP/1.1 502 Bad Gateway"
     assert answers[4][1] == b"HTTP/1.1 599 "
     assert _dechunk(answers[4][2]) == b"body"
+
+
+def test_a_stream_url_failing_after_its_first_byte_is_cut_short(corral, lam):
+    """An error after the first byte ends the response without its last chunk: the client
+    sees a truncated body, not a complete one."""
+    fn = StreamingFunction(corral, lam)
+    config = lam.create_function_url_config(
+        FunctionName=fn.name, AuthType="NONE", InvokeMode="RESPONSE_STREAM"
+    )
+    url_id = config["FunctionUrl"].removeprefix("http://").split(".", 1)[0]
+    error = {"type": "Oops", "body": {"errorMessage": "late", "errorType": "Oops"}}
+    sock = _url_request(
+        corral, url_id, _prelude_event({"statusCode": 200}, {"chunk": "partial"}, error=error)
+    )
+    received = b""
+    while data := sock.recv(65536):  # until the server closes the connection
+        received += data
+    sock.close()
+    assert received.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert received.endswith(b"7\r\npartial\r\n")  # no terminating 0-chunk

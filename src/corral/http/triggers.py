@@ -39,6 +39,7 @@ from corral.http.asgi import (
     send_response,
 )
 from corral.http.errors import render_error
+from corral.http.server import StreamAborted
 from corral.invoke.service import InvokeRequest, InvokeService
 from corral.invoke.streaming import InvokeStream
 from corral.model import limits
@@ -234,10 +235,14 @@ class HttpTriggers:
                 started = True
             if chunk:
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
-        if started:  # an error after the first byte just ends the stream, as in Lambda
+        result = stream.result
+        if started:
+            if result is None or result.function_error:
+                # an error after the first byte (error trailers, timeout, the 20 MB cap):
+                # the connection is closed without the last chunk, the client sees it cut
+                raise StreamAborted
             await send({"type": "http.response.body", "body": b"", "more_body": False})
             return
-        result = stream.result
         if result is None or result.function_error:
             response = _error(502, "Internal Server Error")
         elif not stream.streamed:
