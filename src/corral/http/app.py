@@ -11,7 +11,9 @@ from corral.http.lambda_api import LambdaApi
 from corral.http.logs_api import TARGET_PREFIX as LOGS_TARGET_PREFIX
 from corral.http.logs_api import LogsApi
 from corral.http.metrics_api import MetricsApi
+from corral.http.server import MAX_BODY_BYTES
 from corral.http.triggers import HttpTriggers
+from corral.model import limits
 
 
 class RootApp:
@@ -36,6 +38,15 @@ class RootApp:
         if self.triggers is not None and "/invocations" in path and _function_url_host(headers):
             return False
         return self.lambda_api.fast_path(method, path, query, headers, body, respond)
+
+    def body_limit(self, path: str, headers: list[tuple[bytes, bytes]]) -> int:
+        """See `corral.http.server`: the most body bytes a request can use here. The front
+        door takes Lambda's 6 MB invoke payload at most; the server keeps no more than
+        that (plus one byte, so the 413 is still the front door's own)."""
+        scope = {"path": path, "headers": headers, "method": ""}
+        if self.triggers is not None and self.triggers.claim(scope) is not None:
+            return limits.SYNC_REQUEST_MAX_BYTES
+        return MAX_BODY_BYTES
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self.triggers is not None and (handler := self.triggers.claim(scope)) is not None:
