@@ -85,6 +85,7 @@ def test_route_choice(server, routed):
         ("DELETE", "/api/things", "any", None),
         ("POST", "/api/items/42", "default", None),
         ("GET", "/api/elsewhere", "default", None),
+        ("GET", "/api/items/", "default", None),  # {proxy+} needs a child resource
     ]
     for method, path, tag, params in cases:
         status, _, body = _call(url, method, path)
