@@ -139,6 +139,8 @@ def test_route_api_bad_input(server, routed):
         ({"RouteKey": "GET /x", "FunctionName": name, "PayloadFormatVersion": "3.0"}, 400, None),
         ({"RouteKey": "GET /x", "FunctionName": name, "TimeoutInMillis": 10}, 400, None),
         ({"RouteKey": "GET /x", "FunctionName": "nope-" + name}, 404, "ResourceNotFoundException"),
+        ({"RouteKey": "GET /x", "FunctionName": name + ":nope"}, 404, "ResourceNotFoundException"),
+        ({"RouteKey": "GET /x", "FunctionName": name + ":7"}, 404, "ResourceNotFoundException"),
         ({"RouteKey": "GET /items/{id}", "FunctionName": name}, 409, "ResourceConflictException"),
     ]
     for body, status, error_type in cases:
