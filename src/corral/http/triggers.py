@@ -517,4 +517,3 @@ async def _send(
     else:
         wire.append((b"content-length", str(len(body)).encode()))
     await send_response(send, status, wire, body)
-
