@@ -221,18 +221,18 @@ class HttpConnection(asyncio.Protocol):
         usual and parsing goes on; CONNECT is answered 501 (see `_run`), and what follows
         it is not HTTP, so nothing more is read."""
         request, self._held = self._held, None
-        if request is None:
-            return
-        if request.method == "CONNECT":
+        if self.parser.get_method() == b"CONNECT":
             if self.transport is not None and not self.paused:
                 self.paused = True
                 self.transport.pause_reading()
-            self._dispatch(request)
+            if request is not None:
+                self._dispatch(request)
             return
         self.parser = httptools.HttpRequestParser(self)
-        framing = [(n, v) for n, v in request.headers if n in _FRAMING]
+        framing = [] if request is None else [(n, v) for n, v in request.headers if n in _FRAMING]
         if not framing or framing == [(b"content-length", b"0")]:
-            self._dispatch(request)
+            if request is not None:
+                self._dispatch(request)
             if offset < len(data):
                 self.data_received(data[offset:])
             return

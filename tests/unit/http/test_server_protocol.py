@@ -56,7 +56,7 @@ def test_connect_is_a_501_and_the_connection_closes():
 
 
 def test_connect_after_a_valid_request_is_answered_in_order():
-    raw = b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\nCONNECT h:443 HTTP/1.1\r\nHost: h\r\n\r\n"
+    raw = b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\nCONNECT h:443 HTTP/1.1\r\nHost: h\r\n\r\n\x16tls"
     data = _exchange(raw)
     assert data.startswith(b"HTTP/1.1 200 OK")
     assert data.index(b"GET /slow") < data.index(b"HTTP/1.1 501 Not Implemented")
@@ -217,3 +217,13 @@ def test_a_client_gone_before_the_first_chunk_logs_no_error(caplog):
     with caplog.at_level(logging.ERROR, logger="corral.http"):
         asyncio.run(main())
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+def test_a_chunked_body_of_an_upgrade_request_is_read():
+    raw = (
+        b"POST /up HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n"
+        b"GET /next HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    data = _exchange(raw)
+    assert b"POST /up  abcde" in data and b"GET /next" in data
