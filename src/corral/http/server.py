@@ -17,8 +17,10 @@ has a 0.3 ms budget (DESIGN.md section 6). This server keeps what Corral needs a
 - `Expect: 100-continue` (answered only when the request is the connection's current one,
   never inside another response), an idle keep-alive timeout, 400 for unparsable requests
   (after the answers to the requests before it), 413 for oversized bodies, 414 / 431 for
-  an oversized request line / header block, 501 for CONNECT, 500 when an app fails before
-  it started its response;
+  a request line / header block that goes on too long (counted per read, not per header,
+  see `_head_incomplete`), 501 for CONNECT, 500 when an app fails before it started its
+  response; a refused client gets a lingering close (answer, FIN, input dropped for
+  LINGER_S), so a RST does not eat the answer;
 - `Upgrade` (h2c, websocket) is ignored: the request is answered on HTTP/1.1 and the
   connection goes on parsing HTTP/1.1;
 - HEAD and 204/304 responses carry no body bytes and no chunk framing; a stream to an
@@ -61,12 +63,12 @@ BODY_CHECK_BYTES = 1024 * 1024
 MAX_REQUEST_LINE_BYTES = 16 * 1024
 MAX_HEAD_BYTES = 64 * 1024
 KEEP_ALIVE_S = 75.0
+LINGER_S = 2.0  # how long a refused client may go on sending before the connection closes
 _STATUS_LINES = {
     status.value: f"HTTP/1.1 {status.value} {status.phrase}\r\n".encode() for status in HTTPStatus
 }
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 _NO_BODY = frozenset({204, 304})
-_WATCHED = frozenset({b"content-length", b"expect", b"upgrade"})
 _FRAMING = frozenset({b"content-length", b"transfer-encoding"})
 
 
@@ -105,15 +107,15 @@ class StreamAborted(Exception):
 class _Request:
     __slots__ = ("body", "headers", "keep_alive", "method", "url", "version")
 
-    def __init__(
-        self, method: str, url: bytes, headers: list, body: bytes, keep_alive: bool, version: str
-    ):
+    def __init__(self, method: str, url: bytes, headers: list, body: bytes, keep_alive: bool):
         self.method = method
         self.url = url
         self.headers = headers
         self.body = body
         self.keep_alive = keep_alive
-        self.version = version
+        # "1.1" or "1.0": read from the parser only off the fast path (it costs ~1 us),
+        # while the parser is still at this request (see `_version`)
+        self.version: str | None = None
 
 
 class HttpConnection(asyncio.Protocol):
@@ -135,10 +137,11 @@ class HttpConnection(asyncio.Protocol):
         # an Upgrade request: held until the parser stops at it (httptools reads no body
         # there), then its body is read by a fresh parser (`_capture`)
         self._upgrading = False
+        self._unusual = False  # see on_message_complete
         self._held: _Request | None = None
         self._capture: _Request | None = None
         self._head_open = False
-        self._head_bytes = self._head_size = 0
+        self._head_bytes = 0
         self._limit = BODY_CHECK_BYTES
         self.idle_timer: asyncio.TimerHandle | None = None
         self.last_active = 0.0
@@ -201,6 +204,7 @@ class HttpConnection(asyncio.Protocol):
                 self._drain = None
 
     def data_received(self, data: bytes) -> None:
+        open_before = self._head_open
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade as upgrade:
@@ -210,10 +214,23 @@ class HttpConnection(asyncio.Protocol):
             cause = exc.__cause__ or exc.__context__
             self._fail(cause.status if isinstance(cause, _Refused) else 400)
             return
-        if self._head_open:  # a head still incomplete (httptools buffers a header whole)
-            self._head_bytes += len(data)
-            if self._head_bytes > MAX_HEAD_BYTES:
-                self._fail(431)
+        if self._head_open:
+            self._head_incomplete(len(data), open_before)
+
+    def _head_incomplete(self, size: int, open_before: bool) -> None:
+        """A request line or header block goes on past this read (httptools buffers a
+        header whole): refuse it once it is too long. Counted are the reads that were
+        all head (no cost per header on the fast path): a head is refused once it goes
+        on for more than MAX_HEAD_BYTES after the read it began in."""
+        if len(self._url) > MAX_REQUEST_LINE_BYTES:
+            self._fail(414)
+            return
+        if not open_before:  # began in this read: its share of the read is not counted
+            self._head_bytes = 0
+            return
+        self._head_bytes += size
+        if self._head_bytes > MAX_HEAD_BYTES:
+            self._fail(431)
 
     def _upgrade(self, data: bytes, offset: int) -> None:
         """The parser stopped after a request asking to switch protocols. Corral speaks
@@ -238,6 +255,7 @@ class HttpConnection(asyncio.Protocol):
             return
         # its body, in the request's own framing, through a synthetic head
         self._capture = request
+        self._unusual = True
         head = b"".join(b"%s: %s\r\n" % (n, v) for n, v in framing)
         self.data_received(b"PUT / HTTP/1.1\r\n" + head + b"\r\n" + data[offset:])
 
@@ -263,26 +281,18 @@ class HttpConnection(asyncio.Protocol):
         self._body = []
         self._size = 0
         self._head_open = True
-        self._head_bytes = self._head_size = 0
-        self._limit = BODY_CHECK_BYTES
 
     def on_url(self, url: bytes) -> None:
         self._url += url
-        if len(self._url) > MAX_REQUEST_LINE_BYTES:
-            raise _Refused(414)
 
     def on_header(self, name: bytes, value: bytes) -> None:
         name = name.lower()
         self._headers.append((name, value))
-        self._head_size += len(name) + len(value)
-        if self._head_size > MAX_HEAD_BYTES:
-            raise _Refused(431)
-        if name not in _WATCHED:
-            return
-        if name == b"content-length" and value.isdigit() and int(value) > MAX_BODY_BYTES:
-            raise _Refused(413)
-        if name == b"upgrade":
-            self._upgrading = True
+        if name == b"content-length":
+            if value.isdigit() and int(value) > MAX_BODY_BYTES:
+                raise _Refused(413)
+        elif name == b"upgrade":
+            self._upgrading = self._unusual = True
         elif name == b"expect" and value.lower() == b"100-continue" and self.transport:
             if self.running:  # not the current request yet: once those before it are answered
                 self._continue = self.after = True
@@ -306,6 +316,7 @@ class HttpConnection(asyncio.Protocol):
         if self._size > MAX_BODY_BYTES:
             raise _Refused(413)
         if self._limit == BODY_CHECK_BYTES:  # first time over: ask the app once
+            self._unusual = True  # on_message_complete resets the limit
             limit = MAX_BODY_BYTES
             body_limit = self.server.body_limit
             if body_limit is not None:
@@ -323,21 +334,27 @@ class HttpConnection(asyncio.Protocol):
             self._headers,
             body,
             parser.should_keep_alive(),
-            parser.get_http_version(),
         )
-        if self._upgrading or self._capture is not None:
-            self._upgraded(request)
-            return
-        self._dispatch(request)
+        if self._unusual:
+            self._complete_unusual(request)
+        elif self.running:
+            self._dispatch(request)
+        else:
+            self._start(request)
 
-    def _upgraded(self, request: _Request) -> None:
+    def _complete_unusual(self, request: _Request) -> None:
+        """The end of a request with a large body or an Upgrade header, or of the body
+        of a held Upgrade request."""
+        self._unusual = False
+        self._limit = BODY_CHECK_BYTES
         if self._capture is not None:  # the body of a held Upgrade request
             held, self._capture = self._capture, None
             held.body = request.body
             self._dispatch(held)
             return
-        self._upgrading = False
-        if self.parser.should_upgrade():  # the parser stops here: see `_upgrade`
+        upgrading, self._upgrading = self._upgrading, False
+        if upgrading and self.parser.should_upgrade():  # the parser stops here: `_upgrade`
+            request.version = self.parser.get_http_version()
             self._held = request
         else:
             self._dispatch(request)
@@ -345,6 +362,8 @@ class HttpConnection(asyncio.Protocol):
     def _dispatch(self, request: _Request) -> None:
         if self.running:
             self._continue = False  # the body came anyway: the request is complete
+            if request.version is None:
+                request.version = self.parser.get_http_version()
             self.queue.append(request)
             if not self.paused and self.transport:
                 self.paused = self.after = True
@@ -365,6 +384,8 @@ class HttpConnection(asyncio.Protocol):
                 request.method, _unquote(path), query, request.headers, request.body, respond
             ):
                 return
+        if request.version is None:  # called from on_message_complete: the parser is at it
+            request.version = self.parser.get_http_version()
         task = self.loop.create_task(self._run(request))
         self.server.tasks.add(task)
         task.add_done_callback(self.server.tasks.discard)
@@ -386,7 +407,7 @@ class HttpConnection(asyncio.Protocol):
         scope = {
             "type": "http",
             "asgi": {"version": "3.0", "spec_version": "2.3"},
-            "http_version": request.version,
+            "http_version": request.version or "1.1",
             "method": request.method,
             "scheme": "http",
             "path": _unquote(path),
@@ -476,10 +497,33 @@ class HttpConnection(asyncio.Protocol):
             self.transport.close()
 
     def _abort(self, status: int | None) -> None:
-        if self.transport:
+        transport = self.transport
+        if transport is None:
+            return
+        if status is None or not transport.can_write_eof():
             if status is not None:
-                self.transport.write(_plain(status))
-            self.transport.close()
+                transport.write(_plain(status))
+            transport.close()
+            return
+        # Lingering close: answer, send FIN, and read (and drop) what the client still
+        # sends for a while. Closing with unread input would send a RST, which can make
+        # the client lose the answer.
+        transport.write(_plain(status))
+        transport.write_eof()
+        self.parser = _Discard()
+        self._head_open = False
+        self.queue.clear()
+        if self.paused:
+            self.paused = False
+            transport.resume_reading()
+        self.loop.call_later(LINGER_S, transport.close)
+
+
+class _Discard:
+    """The parser of a connection being closed: input is dropped."""
+
+    def feed_data(self, data: bytes) -> None:
+        pass
 
 
 class _Refused(Exception):
