@@ -10,6 +10,8 @@ the URL and the route add the front door's work: building the payload 2.0 event 
 Latency: the three paths interleaved request by request on one client, so the machine's
 other load affects them alike. Server CPU per request: 2,000 sequential requests each.
 Run by `make bench` after run.py; writes benchmarks/results/http-triggers-latest.{json,md}.
+Runs with run.py's sandbox only (BENCH_SANDBOX, `process` by default, not `namespace`):
+the front door's cost is the server's, which the sandbox does not change.
 """
 
 from __future__ import annotations

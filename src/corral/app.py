@@ -181,7 +181,7 @@ class Corral:
             trigger_store, self.functions, self.aliases, self.scope, self.function_url
         )
         lambda_api.register(FunctionUrlApi(self.function_urls, self.scope).handlers())
-        self.routes = RouteService(trigger_store, self.functions, self.scope)
+        self.routes = RouteService(trigger_store, self.functions, self.scope, self.aliases)
         self.triggers = HttpTriggers(self.function_urls, self.routes, self.invoker, self.scope)
         self.app = RootApp(
             lambda_api,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import socket
 import subprocess
 import sys
 import textwrap
@@ -38,6 +39,8 @@ def handler(event, context):
         return {"statusCode": "teapot"}
     if path == "/odd":
         return {"statusCode": 299, "body": "?"}
+    if path == "/interim":
+        return {"statusCode": 101, "body": "?"}
     if path == "/nocontent":
         return {"statusCode": 204, "body": "dropped"}
     if path == "/split":
@@ -259,10 +262,73 @@ def test_string_and_json_results(corral_url, echo_url):
 
 def test_function_errors(corral_url, echo_url):
     _, config = echo_url
-    for path in ("/boom", "/bad", "/odd", "/sleep"):  # raised, malformed, timed out (2 s)
+    for path in ("/boom", "/bad", "/interim", "/sleep"):  # raised, malformed, timed out (2 s)
         status, _, body = _get(corral_url, config, path)
         assert status == 502, path
         assert json.loads(body) == {"message": "Internal Server Error"}
+
+
+def test_unnamed_final_statuses_pass_through(corral_url, echo_url):
+    _, config = echo_url
+    status, _, body = _get(corral_url, config, "/odd")
+    assert (status, body) == (299, b"?")
+
+
+def _raw_exchange(corral_url: str, raw: bytes) -> bytes:
+    """Send raw bytes, read until the server closes the connection."""
+    where = urlsplit(corral_url)
+    with socket.create_connection((where.hostname, where.port), timeout=30) as sock:
+        sock.sendall(raw)
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    return data
+
+
+def test_upgrade_requests_are_answered_on_http_1_1(corral_url, echo_url):
+    """What `curl --http2 http://...` sends (an h2c upgrade), and a websocket handshake:
+    the upgrade is ignored, both are answered, the connection goes on."""
+    _, config = echo_url
+    host = url_host(config).encode()
+    raw = (
+        b"GET /string HTTP/1.1\r\nHost: " + host + b"\r\nConnection: Upgrade, HTTP2-Settings"
+        b"\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n"
+        b"POST /ws HTTP/1.1\r\nHost: " + host + b"\r\nConnection: Upgrade\r\nUpgrade: websocket"
+        b"\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+        b"Content-Type: text/plain\r\nContent-Length: 7\r\n\r\npayload"
+        b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n"
+    )
+    data = _raw_exchange(corral_url, raw)
+    first, _, rest = data.partition(b'"Hello, world!"')
+    assert first.startswith(b"HTTP/1.1 200 OK\r\n")
+    second, _, third = rest.partition(b"HTTP/1.1 501 Not Implemented")
+    assert second.startswith(b"HTTP/1.1 200 OK\r\n")
+    event = json.loads(second.partition(b"\r\n\r\n")[2])
+    assert event["rawPath"] == "/ws" and event["body"] == "payload"
+    assert event["headers"]["upgrade"] == "websocket"  # passed on to the function
+    assert third.startswith(b"\r\n")  # the connection closed after CONNECT's answer
+
+
+def test_host_names_are_case_insensitive(corral_url, echo_url):
+    name, config = echo_url
+    assert _get(corral_url, config, "/string")[0] == 200  # warm: the Invoke fast path would take it
+    path = f"/2015-03-31/functions/{name}/invocations"  # an Invoke on any other host
+    status, _, body = http_request(
+        corral_url, "POST", path, host=url_host(config).upper(), body=b"{}"
+    )
+    assert status == 200, body
+    assert json.loads(body)["rawPath"] == path
+
+
+def test_a_percent_encoded_url_id_keeps_the_raw_path(corral_url, echo_url):
+    _, config = echo_url
+    url_id = url_id_of(config)
+    encoded = "".join(f"%{ord(c):02x}" for c in url_id[:3]) + url_id[3:]
+    status, _, body = http_request(corral_url, "GET", f"/url/{encoded}/a%2Fb/c?x=1")
+    assert status == 200, body
+    event = json.loads(body)
+    assert event["rawPath"] == "/a%2Fb/c"
+    assert event["rawQueryString"] == "x=1"
 
 
 def test_response_splitting_is_refused(corral_url, echo_url):
@@ -331,7 +397,7 @@ def test_alias_url_runs_the_alias(corral_url, lam):
     lam.delete_function_url_config(FunctionName=name, Qualifier="live")
 
 
-def test_response_stream_mode_is_served_buffered(corral_url, lam):
+def test_response_stream_mode_serves_a_buffered_function_by_the_response_rules(corral_url, lam):
     name = unique_name("stream")
     create_python_function(lam, name, APP)
     config = lam.create_function_url_config(

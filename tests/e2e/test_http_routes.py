@@ -85,6 +85,7 @@ def test_route_choice(server, routed):
         ("DELETE", "/api/things", "any", None),
         ("POST", "/api/items/42", "default", None),
         ("GET", "/api/elsewhere", "default", None),
+        ("GET", "/api/items/", "default", None),  # {proxy+} needs a child resource
     ]
     for method, path, tag, params in cases:
         status, _, body = _call(url, method, path)
@@ -138,6 +139,8 @@ def test_route_api_bad_input(server, routed):
         ({"RouteKey": "GET /x", "FunctionName": name, "PayloadFormatVersion": "3.0"}, 400, None),
         ({"RouteKey": "GET /x", "FunctionName": name, "TimeoutInMillis": 10}, 400, None),
         ({"RouteKey": "GET /x", "FunctionName": "nope-" + name}, 404, "ResourceNotFoundException"),
+        ({"RouteKey": "GET /x", "FunctionName": name + ":nope"}, 404, "ResourceNotFoundException"),
+        ({"RouteKey": "GET /x", "FunctionName": name + ":7"}, 404, "ResourceNotFoundException"),
         ({"RouteKey": "GET /items/{id}", "FunctionName": name}, 409, "ResourceConflictException"),
     ]
     for body, status, error_type in cases:

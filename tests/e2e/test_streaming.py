@@ -416,3 +416,83 @@ def test_a_response_stream_url_of_a_buffered_function_follows_the_response_rules
     received = _read_until(sock, b"", b"Internal Server Error")
     sock.close()
     assert received.startswith(b"HTTP/1.1 502 ")
+
+
+def _url_send(sock: socket.socket, host: str, url_id: str, event: dict, method="POST") -> None:
+    body = json.dumps(event).encode()
+    sock.sendall(
+        f"{method} /url/{url_id}/stream HTTP/1.1\r\nHost: {host}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+        + body
+    )
+
+
+def _prelude_event(prelude: dict, *steps: dict, **extra) -> dict:
+    return {
+        "content_type": "application/vnd.awslambda.http-integration-response",
+        "steps": [{"prelude": prelude}, *steps],
+        **extra,
+    }
+
+
+def test_head_and_bodiless_statuses_of_a_stream_url_keep_the_connection_usable(corral, lam):
+    """HEAD, 204 and 304 responses carry no body bytes (no chunk framing either); the
+    connection then serves the next request; a prelude's 1xx is no response: 502; an
+    unnamed status passes through."""
+    fn = StreamingFunction(corral, lam)
+    config = lam.create_function_url_config(
+        FunctionName=fn.name, AuthType="NONE", InvokeMode="RESPONSE_STREAM"
+    )
+    url_id = config["FunctionUrl"].removeprefix("http://").split(".", 1)[0]
+    host, port = corral.url.removeprefix("http://").split(":")
+    sock = socket.create_connection((host, int(port)), timeout=30)
+    answers = []
+    for method, prelude in [
+        ("HEAD", {"statusCode": 200}),
+        ("POST", {"statusCode": 204}),
+        ("POST", {"statusCode": 304}),
+        ("POST", {"statusCode": 101}),
+        ("POST", {"statusCode": 599}),
+    ]:
+        _url_send(sock, host, url_id, _prelude_event(prelude, {"chunk": "body"}), method)
+        received = _read_until(sock, b"", b"\r\n\r\n")
+        head, _, rest = received.partition(b"\r\n\r\n")
+        if b"content-length" in head.lower():
+            length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+            while len(rest) < length:
+                rest += sock.recv(65536)
+        elif b"transfer-encoding: chunked" in head.lower() and method != "HEAD":
+            rest = _read_until(sock, rest, b"0\r\n\r\n")
+        answers.append((method, head.split(b"\r\n")[0], rest))
+    # a last GET proves nothing stray was left on the connection
+    _url_send(sock, host, url_id, _prelude_event({"statusCode": 200}, {"chunk": "end"}))
+    received = _read_until(sock, b"", b"0\r\n\r\n")
+    sock.close()
+    assert received.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert _dechunk(received.partition(b"\r\n\r\n")[2]) == b"end"
+    assert answers[0] == ("HEAD", b"HTTP/1.1 200 OK", b"")
+    assert answers[1] == ("POST", b"HTTP/1.1 204 No Content", b"")
+    assert answers[2] == ("POST", b"HTTP/1.1 304 Not Modified", b"")
+    assert answers[3][1] == b"HTTP/1.1 502 Bad Gateway"
+    assert answers[4][1] == b"HTTP/1.1 599 "
+    assert _dechunk(answers[4][2]) == b"body"
+
+
+def test_a_stream_url_failing_after_its_first_byte_is_cut_short(corral, lam):
+    """An error after the first byte ends the response without its last chunk: the client
+    sees a truncated body, not a complete one."""
+    fn = StreamingFunction(corral, lam)
+    config = lam.create_function_url_config(
+        FunctionName=fn.name, AuthType="NONE", InvokeMode="RESPONSE_STREAM"
+    )
+    url_id = config["FunctionUrl"].removeprefix("http://").split(".", 1)[0]
+    error = {"type": "Oops", "body": {"errorMessage": "late", "errorType": "Oops"}}
+    sock = _url_request(
+        corral, url_id, _prelude_event({"statusCode": 200}, {"chunk": "partial"}, error=error)
+    )
+    received = b""
+    while data := sock.recv(65536):  # until the server closes the connection
+        received += data
+    sock.close()
+    assert received.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert received.endswith(b"7\r\npartial\r\n")  # no terminating 0-chunk

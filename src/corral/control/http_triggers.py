@@ -164,10 +164,17 @@ class FunctionUrlService:
 class RouteService:
     """The deployment's HTTP API: one route table, `$default` stage and a named one."""
 
-    def __init__(self, store: HttpTriggerStore, functions: FunctionService, scope: Scope) -> None:
+    def __init__(
+        self,
+        store: HttpTriggerStore,
+        functions: FunctionService,
+        scope: Scope,
+        aliases: AliasService | None = None,
+    ) -> None:
         self.store = store
         self.functions = functions
         self.scope = scope
+        self.aliases = aliases
         self.table = RouteTable([])
         self._reload()
 
@@ -187,7 +194,12 @@ class RouteService:
         if not isinstance(target, str) or not target:
             raise InvalidParameterValueException("FunctionName is required.")
         ref = parse_function_ref(target, self.scope)
-        self.functions.get(ref.name)  # ResourceNotFoundException: better now than per request
+        # ResourceNotFoundException for a missing function, version or alias: better now
+        # than a 500 on every request
+        if self.aliases is not None:
+            self.aliases.primary(ref.name, ref.qualifier)
+        else:
+            self.functions.get_version(ref.name, ref.qualifier)
         if any(r.route_key == route_key for r in self.list()):
             raise ResourceConflictException(f"Route with key {route_key} already exists.")
         route = Route(

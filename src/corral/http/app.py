@@ -11,7 +11,9 @@ from corral.http.lambda_api import LambdaApi
 from corral.http.logs_api import TARGET_PREFIX as LOGS_TARGET_PREFIX
 from corral.http.logs_api import LogsApi
 from corral.http.metrics_api import MetricsApi
+from corral.http.server import MAX_BODY_BYTES
 from corral.http.triggers import HttpTriggers
+from corral.model import limits
 
 
 class RootApp:
@@ -37,6 +39,15 @@ class RootApp:
             return False
         return self.lambda_api.fast_path(method, path, query, headers, body, respond)
 
+    def body_limit(self, path: str, headers: list[tuple[bytes, bytes]]) -> int:
+        """See `corral.http.server`: the most body bytes a request can use here. The front
+        door takes Lambda's 6 MB invoke payload at most; the server keeps no more than
+        that (plus one byte, so the 413 is still the front door's own)."""
+        scope = {"path": path, "headers": headers, "method": ""}
+        if self.triggers is not None and self.triggers.claim(scope) is not None:
+            return limits.SYNC_REQUEST_MAX_BYTES
+        return MAX_BODY_BYTES
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self.triggers is not None and (handler := self.triggers.claim(scope)) is not None:
             await handler(scope, receive, send)
@@ -52,7 +63,8 @@ class RootApp:
 
 def _function_url_host(headers: list[tuple[bytes, bytes]]) -> bool:
     for name, value in headers:
-        if name == b"host":
+        if name == b"host":  # host names are case-insensitive, as in `HttpTriggers.claim`
+            value = value.lower()
             return b".lambda-url." in value or value.startswith(b"api.localhost")
     return False
 

@@ -14,8 +14,20 @@ has a 0.3 ms budget (DESIGN.md section 6). This server keeps what Corral needs a
   with `Transfer-Encoding: chunked` unless the app gave a Content-Length; `send` waits
   while the transport's write buffer is over its high-water mark (backpressure), and
   raises ClientDisconnected (an OSError, as ASGI asks) once the client has gone;
-- `Expect: 100-continue`, an idle keep-alive timeout, 400 for unparsable requests,
-  413 for oversized ones, 500 when an app fails before it started its response;
+- `Expect: 100-continue` (answered only when the request is the connection's current one,
+  never inside another response), an idle keep-alive timeout, 400 for unparsable requests
+  (after the answers to the requests before it), 413 for oversized bodies, 414 / 431 for
+  a request line / header block that goes on too long (counted per read, not per header,
+  see `_head_incomplete`), 501 for CONNECT, 500 when an app fails before it started its
+  response; a refused client gets a lingering close (answer, FIN, input dropped for
+  LINGER_S), so a RST does not eat the answer;
+- `Upgrade` (h2c, websocket) is ignored: the request is answered on HTTP/1.1 and the
+  connection goes on parsing HTTP/1.1;
+- HEAD and 204/304 responses carry no body bytes and no chunk framing; a stream to an
+  HTTP/1.0 client is close-delimited (no chunked encoding there);
+- an app may offer `body_limit(path, headers) -> int`: asked once a body passes
+  BODY_CHECK_BYTES, the server keeps only `limit + 1` bytes of a larger body (the app
+  sees it is too large and answers in its own format) instead of buffering all of it;
 - graceful shutdown: stop accepting, close idle connections, wait for running requests;
 - an optional synchronous `fast_path` of the app, tried before the ASGI call (no task, no
   scope): the warm invoke path uses it.
@@ -43,11 +55,32 @@ App = Callable[
 ]
 
 MAX_BODY_BYTES = 80 * 1024 * 1024  # above Lambda's largest request (CreateFunction, 69.9 MB)
+# Above this a body's size is checked against the app's `body_limit` (Lambda's 6 MB
+# payload limit is the smallest an app has).
+BODY_CHECK_BYTES = 1024 * 1024
+# Request line and header block caps (nginx's large_client_header_buffers is 8 KB per line,
+# API Gateway takes ~10 KB per header): generous, and memory per connection stays bounded.
+MAX_REQUEST_LINE_BYTES = 16 * 1024
+MAX_HEAD_BYTES = 64 * 1024
 KEEP_ALIVE_S = 75.0
+LINGER_S = 2.0  # how long a refused client may go on sending before the connection closes
 _STATUS_LINES = {
     status.value: f"HTTP/1.1 {status.value} {status.phrase}\r\n".encode() for status in HTTPStatus
 }
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+_NO_BODY = frozenset({204, 304})
+_FRAMING = frozenset({b"content-length", b"transfer-encoding"})
+
+
+def _status_line(status: int) -> bytes:
+    """The status line; a status HTTP has no name for (e.g. 599) gets an empty reason
+    phrase, which HTTP/1.1 allows."""
+    line = _STATUS_LINES.get(status)
+    if line is None:
+        if not 100 <= status <= 999:
+            raise ValueError(f"invalid HTTP status {status!r}")
+        line = b"HTTP/1.1 %d \r\n" % status
+    return line
 
 
 def _plain(status: int, close: bool = True) -> bytes:
@@ -66,8 +99,13 @@ class ClientDisconnected(OSError):
     """The client closed its connection while a response was being streamed to it."""
 
 
+class StreamAborted(Exception):
+    """Raised by an app to end a streamed response that failed after its first byte: the
+    connection is closed without the terminating chunk, so the client sees truncation."""
+
+
 class _Request:
-    __slots__ = ("body", "headers", "keep_alive", "method", "url")
+    __slots__ = ("body", "headers", "keep_alive", "method", "url", "version")
 
     def __init__(self, method: str, url: bytes, headers: list, body: bytes, keep_alive: bool):
         self.method = method
@@ -75,6 +113,9 @@ class _Request:
         self.headers = headers
         self.body = body
         self.keep_alive = keep_alive
+        # "1.1" or "1.0": read from the parser only off the fast path (it costs ~1 us),
+        # while the parser is still at this request (see `_version`)
+        self.version: str | None = None
 
 
 class HttpConnection(asyncio.Protocol):
@@ -87,14 +128,27 @@ class HttpConnection(asyncio.Protocol):
         self.parser = httptools.HttpRequestParser(self)
         self.queue: deque[_Request] = deque()
         self.running = False
-        self.paused = False
+        self.paused = False  # reading paused while requests wait
+        # something to do once the running request (and those queued) are answered: resume
+        # reading, send a deferred 100 Continue, or answer a bad request and close
+        self.after = False
+        self.failed: int | None = None
+        self._continue = False
+        # an Upgrade request: held until the parser stops at it (httptools reads no body
+        # there), then its body is read by a fresh parser (`_capture`)
+        self._upgrading = False
+        self._unusual = False  # see on_message_complete
+        self._held: _Request | None = None
+        self._capture: _Request | None = None
+        self._head_open = False
+        self._head_bytes = 0
+        self._limit = BODY_CHECK_BYTES
         self.idle_timer: asyncio.TimerHandle | None = None
         self.last_active = 0.0
         self._url = b""
         self._headers: list[tuple[bytes, bytes]] = []
         self._body: list[bytes] = []
         self._size = 0
-        self._too_large = False
         self.client: tuple[str, int] | None = None
         self.local: tuple[str, int] | None = None
         # streamed responses: flow control of the transport, the responder of the running
@@ -150,10 +204,74 @@ class HttpConnection(asyncio.Protocol):
                 self._drain = None
 
     def data_received(self, data: bytes) -> None:
+        open_before = self._head_open
         try:
             self.parser.feed_data(data)
-        except httptools.HttpParserError:  # httptools wraps errors raised in callbacks
-            self._abort(413 if self._too_large else 400)
+        except httptools.HttpParserUpgrade as upgrade:
+            self._upgrade(data, upgrade.args[0] if upgrade.args else len(data))
+            return
+        except httptools.HttpParserError as exc:  # httptools wraps errors raised in callbacks
+            cause = exc.__cause__ or exc.__context__
+            self._fail(cause.status if isinstance(cause, _Refused) else 400)
+            return
+        if self._head_open:
+            self._head_incomplete(len(data), open_before)
+
+    def _head_incomplete(self, size: int, open_before: bool) -> None:
+        """A request line or header block goes on past this read (httptools buffers a
+        header whole): refuse it once it is too long. Counted are the reads that were
+        all head (no cost per header on the fast path): a head is refused once it goes
+        on for more than MAX_HEAD_BYTES after the read it began in."""
+        if len(self._url) > MAX_REQUEST_LINE_BYTES:
+            self._fail(414)
+            return
+        if not open_before:  # began in this read: its share of the read is not counted
+            self._head_bytes = 0
+            return
+        self._head_bytes += size
+        if self._head_bytes > MAX_HEAD_BYTES:
+            self._fail(431)
+
+    def _upgrade(self, data: bytes, offset: int) -> None:
+        """The parser stopped after a request asking to switch protocols. Corral speaks
+        only HTTP/1.1: an Upgrade (h2c, websocket) is ignored, the request is answered as
+        usual and parsing goes on; CONNECT is answered 501 (see `_run`), and what follows
+        it is not HTTP, so nothing more is read."""
+        request, self._held = self._held, None
+        if self.parser.get_method() == b"CONNECT":
+            if self.transport is not None and not self.paused:
+                self.paused = True
+                self.transport.pause_reading()
+            if request is not None:
+                self._dispatch(request)
+            return
+        self.parser = httptools.HttpRequestParser(self)
+        framing = [] if request is None else [(n, v) for n, v in request.headers if n in _FRAMING]
+        if not framing or framing == [(b"content-length", b"0")]:
+            if request is not None:
+                self._dispatch(request)
+            if offset < len(data):
+                self.data_received(data[offset:])
+            return
+        # its body, in the request's own framing, through a synthetic head
+        self._capture = request
+        self._unusual = True
+        head = b"".join(b"%s: %s\r\n" % (n, v) for n, v in framing)
+        self.data_received(b"PUT / HTTP/1.1\r\n" + head + b"\r\n" + data[offset:])
+
+    def _fail(self, status: int) -> None:
+        """A request that cannot be parsed: answer the requests before it first, then
+        `status` and close."""
+        if self.transport is None:
+            return
+        if not self.running:
+            self._abort(status)
+            return
+        self.failed = status
+        self.after = True
+        if not self.paused:
+            self.paused = True
+            self.transport.pause_reading()
 
     # ---- httptools callbacks ------------------------------------------------------
 
@@ -162,6 +280,7 @@ class HttpConnection(asyncio.Protocol):
         self._headers = []
         self._body = []
         self._size = 0
+        self._head_open = True
 
     def on_url(self, url: bytes) -> None:
         self._url += url
@@ -169,32 +288,85 @@ class HttpConnection(asyncio.Protocol):
     def on_header(self, name: bytes, value: bytes) -> None:
         name = name.lower()
         self._headers.append((name, value))
-        if name == b"content-length" and value.isdigit() and int(value) > MAX_BODY_BYTES:
-            self._too_large = True
-            raise _TooLarge
-        if name == b"expect" and value.lower() == b"100-continue" and self.transport:
-            self.transport.write(_CONTINUE)
+        if name == b"content-length":
+            if value.isdigit() and int(value) > MAX_BODY_BYTES:
+                raise _Refused(413)
+        elif name == b"upgrade":
+            self._upgrading = self._unusual = True
+        elif name == b"expect" and value.lower() == b"100-continue" and self.transport:
+            if self.running:  # not the current request yet: once those before it are answered
+                self._continue = self.after = True
+            else:
+                self.transport.write(_CONTINUE)
 
     def on_body(self, body: bytes) -> None:
+        self._head_open = False
+        kept = self._size
         self._size += len(body)
-        if self._size > MAX_BODY_BYTES:
-            self._too_large = True
-            raise _TooLarge
+        if self._size > self._limit:
+            self._check_body()
+            room = self._limit + 1 - kept  # the app sees that the body passes its limit
+            if room <= 0:
+                return
+            if room < len(body):
+                body = body[:room]
         self._body.append(body)
 
+    def _check_body(self) -> None:
+        if self._size > MAX_BODY_BYTES:
+            raise _Refused(413)
+        if self._limit == BODY_CHECK_BYTES:  # first time over: ask the app once
+            self._unusual = True  # on_message_complete resets the limit
+            limit = MAX_BODY_BYTES
+            body_limit = self.server.body_limit
+            if body_limit is not None:
+                path = self._url.partition(b"?")[0]
+                limit = min(limit, body_limit(_unquote(path), self._headers))
+            self._limit = max(limit, BODY_CHECK_BYTES + 1)
+
     def on_message_complete(self) -> None:
+        self._head_open = False
         body = self._body[0] if len(self._body) == 1 else b"".join(self._body)
+        parser = self.parser
         request = _Request(
-            self.parser.get_method().decode("ascii"),
+            parser.get_method().decode("ascii"),
             self._url,
             self._headers,
             body,
-            self.parser.should_keep_alive(),
+            parser.should_keep_alive(),
         )
+        if self._unusual:
+            self._complete_unusual(request)
+        elif self.running:
+            self._dispatch(request)
+        else:
+            self._start(request)
+
+    def _complete_unusual(self, request: _Request) -> None:
+        """The end of a request with a large body or an Upgrade header, or of the body
+        of a held Upgrade request."""
+        self._unusual = False
+        self._limit = BODY_CHECK_BYTES
+        if self._capture is not None:  # the body of a held Upgrade request
+            held, self._capture = self._capture, None
+            held.body = request.body
+            self._dispatch(held)
+            return
+        upgrading, self._upgrading = self._upgrading, False
+        if upgrading and self.parser.should_upgrade():  # the parser stops here: `_upgrade`
+            request.version = self.parser.get_http_version()
+            self._held = request
+        else:
+            self._dispatch(request)
+
+    def _dispatch(self, request: _Request) -> None:
         if self.running:
+            self._continue = False  # the body came anyway: the request is complete
+            if request.version is None:
+                request.version = self.parser.get_http_version()
             self.queue.append(request)
             if not self.paused and self.transport:
-                self.paused = True
+                self.paused = self.after = True
                 self.transport.pause_reading()
         else:
             self._start(request)
@@ -212,6 +384,8 @@ class HttpConnection(asyncio.Protocol):
                 request.method, _unquote(path), query, request.headers, request.body, respond
             ):
                 return
+        if request.version is None:  # called from on_message_complete: the parser is at it
+            request.version = self.parser.get_http_version()
         task = self.loop.create_task(self._run(request))
         self.server.tasks.add(task)
         task.add_done_callback(self.server.tasks.discard)
@@ -225,11 +399,15 @@ class HttpConnection(asyncio.Protocol):
         self._end(request, b"".join(head))
 
     async def _run(self, request: _Request) -> None:
+        if request.method == "CONNECT":  # no proxy here; what follows it is not HTTP
+            request.keep_alive = False
+            self._end(request, _plain(501))
+            return
         path, _, query = request.url.partition(b"?")
         scope = {
             "type": "http",
             "asgi": {"version": "3.0", "spec_version": "2.3"},
-            "http_version": "1.1",
+            "http_version": request.version or "1.1",
             "method": request.method,
             "scheme": "http",
             "path": _unquote(path),
@@ -240,12 +418,13 @@ class HttpConnection(asyncio.Protocol):
             "client": self.client,
             "server": self.local,
         }
-        responder = self.responder = _Responder(request.body, self)
+        responder = self.responder = _Responder(request, self)
         try:
             await self.server.app(scope, responder.receive, responder.send)
         except Exception as exc:
-            if responder.streaming:  # too late for a 500: cut the response short
-                if not isinstance(exc, ClientDisconnected):
+            if responder.streaming or self.transport is None:
+                # too late for a 500 (or nobody to tell): cut the response short
+                if self.transport is not None and not isinstance(exc, StreamAborted):
                     log.exception("request %s %s failed mid-stream", request.method, scope["path"])
                 self._cut(request)
                 return
@@ -255,7 +434,7 @@ class HttpConnection(asyncio.Protocol):
         finally:
             self.responder = None
         if not responder.done:
-            if responder.streaming:
+            if responder.streaming or self.transport is None:  # the client went away
                 if self.transport is not None:
                     log.error("app returned before the end of its stream to %s", scope["path"])
                 self._cut(request)
@@ -285,10 +464,22 @@ class HttpConnection(asyncio.Protocol):
         if self.queue:
             self._start(self.queue.popleft())
             return
+        if self.after:
+            self._idle()
+        self.last_active = self.loop.time()
+
+    def _idle(self) -> None:
+        """Every request read so far is answered: now the deferred work."""
+        self.after = False
+        if self.failed is not None:
+            self._abort(self.failed)
+            return
+        if self._continue:  # the request being read is now the current one
+            self._continue = False
+            self.transport.write(_CONTINUE)  # type: ignore[union-attr]
         if self.paused:
             self.paused = False
-            self.transport.resume_reading()
-        self.last_active = self.loop.time()
+            self.transport.resume_reading()  # type: ignore[union-attr]
 
     def _arm_idle_timer(self) -> None:
         # One timer per connection, not per request: on firing it closes the connection
@@ -306,25 +497,65 @@ class HttpConnection(asyncio.Protocol):
             self.transport.close()
 
     def _abort(self, status: int | None) -> None:
-        if self.transport:
+        transport = self.transport
+        if transport is None:
+            return
+        if status is None or not transport.can_write_eof():
             if status is not None:
-                self.transport.write(_plain(status))
-            self.transport.close()
+                transport.write(_plain(status))
+            transport.close()
+            return
+        # Lingering close: answer, send FIN, and read (and drop) what the client still
+        # sends for a while. Closing with unread input would send a RST, which can make
+        # the client lose the answer.
+        transport.write(_plain(status))
+        transport.write_eof()
+        self.parser = _Discard()
+        self._head_open = False
+        self.queue.clear()
+        if self.paused:
+            self.paused = False
+            transport.resume_reading()
+        self.loop.call_later(LINGER_S, transport.close)
 
 
-class _TooLarge(Exception):
-    pass
+class _Discard:
+    """The parser of a connection being closed: input is dropped."""
+
+    def feed_data(self, data: bytes) -> None:
+        pass
+
+
+class _Refused(Exception):
+    """Raised in a parser callback: the request is refused with `status`."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__(status)
+        self.status = status
 
 
 class _Responder:
     """ASGI receive/send for one request: the whole body in; the response out whole, in
     one write, or streamed (one write per body message)."""
 
-    __slots__ = ("body", "chunked", "conn", "done", "head", "output", "streaming", "waiter")
+    __slots__ = (
+        "bare",
+        "body",
+        "chunked",
+        "conn",
+        "done",
+        "head",
+        "output",
+        "request",
+        "streaming",
+        "waiter",
+    )
 
-    def __init__(self, body: bytes, conn: HttpConnection) -> None:
-        self.body = body
+    def __init__(self, request: _Request, conn: HttpConnection) -> None:
+        self.request = request
+        self.body = request.body
         self.conn = conn
+        self.bare = request.method == "HEAD"  # a response without body bytes
         self.head: list[bytes] | None = None
         self.output = b""
         self.done = False
@@ -350,14 +581,17 @@ class _Responder:
     async def send(self, message: Message) -> None:
         kind = message["type"]
         if kind == "http.response.start":
-            head = [_STATUS_LINES[message["status"]]]
+            status = message["status"]
+            head = [_status_line(status)]
+            if status in _NO_BODY or status < 200:
+                self.bare = True
             for name, value in message.get("headers", ()):
                 head += (name, b": ", value, b"\r\n")
             self.head = head
         elif kind == "http.response.body":
             if self.head is None:
                 raise RuntimeError("response body before response start")
-            body = message.get("body", b"")
+            body = b"" if self.bare else message.get("body", b"")
             if self.streaming or message.get("more_body"):
                 await self._stream(body, bool(message.get("more_body")))
                 return
@@ -377,11 +611,20 @@ class _Responder:
         if not self.streaming:
             self.streaming = True
             out = self.head  # type: ignore[assignment]
-            # Chunked framing unless the app announced the length itself.
+            # Chunked framing unless the app announced the length itself (or there is no
+            # body: HEAD, 204, 304); an HTTP/1.0 client knows no chunks: the end of the
+            # body is the end of the connection.
             names = {out[i].lower() for i in range(1, len(out), 4)}
-            self.chunked = b"content-length" not in names
-            if self.chunked and b"transfer-encoding" not in names:
-                out.append(b"transfer-encoding: chunked\r\n")
+            if b"content-length" in names or self.bare:
+                self.chunked = False
+            elif self.request.version == "1.0":
+                self.chunked = False
+                self.request.keep_alive = False
+                out.append(b"connection: close\r\n")
+            else:
+                self.chunked = True
+                if b"transfer-encoding" not in names:
+                    out.append(b"transfer-encoding: chunked\r\n")
             out.append(b"\r\n")
         if body:
             if self.chunked:
@@ -413,6 +656,8 @@ class HttpServer:
         # An app may offer `fast_path(method, path, query, headers, body, respond) -> bool`:
         # tried first, without a task; True means it will call respond(status, headers, body).
         self.fast_path = getattr(app, "fast_path", None)
+        # and `body_limit(path, headers) -> int`: the most body bytes it takes there
+        self.body_limit = getattr(app, "body_limit", None)
         self.loop = asyncio.get_running_loop()
         self.connections: set[HttpConnection] = set()
         self.tasks: set[asyncio.Task[None]] = set()

@@ -31,7 +31,6 @@ from corral.control.http_triggers import FunctionUrlService, RouteService
 from corral.http.asgi import (
     BodyTooLarge,
     Headers,
-    Message,
     Receive,
     Scope,
     Send,
@@ -40,6 +39,7 @@ from corral.http.asgi import (
     send_response,
 )
 from corral.http.errors import render_error
+from corral.http.server import StreamAborted
 from corral.invoke.service import InvokeRequest, InvokeService
 from corral.invoke.streaming import InvokeStream
 from corral.model import limits
@@ -119,7 +119,9 @@ class HttpTriggers:
         path: str = scope["path"]
         if path.startswith(URL_PREFIX):
             url_id = path[len(URL_PREFIX) :].split("/", 1)[0]
-            prefix = URL_PREFIX + url_id
+            # rawPath is cut from the raw path: the prefix as the client wrote it
+            # (`/url/%64...` is the same URL, and is as long as the client sent it)
+            prefix = "/".join(_raw_path(scope).split("/", 3)[:3])
             domain = f"{url_id}.lambda-url.{self.scope.region}.localhost"
             return partial(self._url, url_id, domain, prefix)
         if path == API_PREFIX or path.startswith(API_PREFIX + "/"):
@@ -133,8 +135,6 @@ class HttpTriggers:
     async def _url(
         self, url_id: str, domain: str, prefix: str, scope: Scope, receive: Receive, send: Send
     ) -> None:
-        if scope["method"] == "HEAD":
-            send = _headless(send)
         url = self.urls.lookup(url_id) if _URL_ID.fullmatch(url_id) else None
         if url is None:
             await _send(send, 403, [], orjson.dumps({"Message": "Forbidden"}), json=True)
@@ -235,10 +235,14 @@ class HttpTriggers:
                 started = True
             if chunk:
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
-        if started:  # an error after the first byte just ends the stream, as in Lambda
+        result = stream.result
+        if started:
+            if result is None or result.function_error:
+                # an error after the first byte (error trailers, timeout, the 20 MB cap):
+                # the connection is closed without the last chunk, the client sees it cut
+                raise StreamAborted
             await send({"type": "http.response.body", "body": b"", "more_body": False})
             return
-        result = stream.result
         if result is None or result.function_error:
             response = _error(502, "Internal Server Error")
         elif not stream.streamed:
@@ -261,8 +265,6 @@ class HttpTriggers:
     async def _api(
         self, stage: str, prefix: str, scope: Scope, receive: Receive, send: Send
     ) -> None:
-        if scope["method"] == "HEAD":
-            send = _headless(send)
         raw_path = _raw_path(scope)
         routed = raw_path[len(prefix) :] or "/"
         match = self.routes.table.match(scope["method"], routed)
@@ -515,14 +517,3 @@ async def _send(
     else:
         wire.append((b"content-length", str(len(body)).encode()))
     await send_response(send, status, wire, body)
-
-
-def _headless(send: Send) -> Send:
-    """`send` for a HEAD request: the headers of the GET response, no body."""
-
-    async def send_head(message: Message) -> None:
-        if message["type"] == "http.response.body":
-            message = {**message, "body": b""}
-        await send(message)
-
-    return send_head

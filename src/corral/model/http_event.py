@@ -16,7 +16,6 @@ import base64
 import binascii
 import time as _time
 from dataclasses import dataclass
-from http import HTTPStatus
 from urllib.parse import parse_qsl, unquote
 
 import orjson
@@ -254,16 +253,21 @@ def _header_value(value: object) -> str:
     raise MalformedResponse(f"header value {value!r} is not a string")
 
 
-# Final statuses HTTP/1.1 knows (1xx are interim, not a response a function can give).
-_STATUSES = frozenset(s.value for s in HTTPStatus if s.value >= 200)
 # Statuses whose responses have no body (RFC 9110, 6.4.1).
 NO_BODY_STATUSES = frozenset({204, 304})
 
 
+def is_final_status(value: object) -> bool:
+    """Whether a function's statusCode can be the status of its response: any final status
+    200-599, named or not (299, 420, 499 pass through, as behind Lambda and API Gateway);
+    1xx are interim responses, not one a function can give."""
+    return isinstance(value, int) and not isinstance(value, bool) and 200 <= value <= 599
+
+
 def _status(value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value not in _STATUSES:
+    if not is_final_status(value):
         raise MalformedResponse(f"statusCode {value!r} is not an HTTP status")
-    return value
+    return value  # type: ignore[return-value]
 
 
 def _response_body(result: dict) -> bytes:

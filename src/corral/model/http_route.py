@@ -158,7 +158,10 @@ class _Compiled:
             elif literal != segment:
                 return None
         if self.greedy is not None:
-            params[self.greedy] = unquote("/".join(segments[fixed:]))
+            rest = "/".join(segments[fixed:])
+            if not rest:  # a greedy variable catches child resources: at least one character
+                return None
+            params[self.greedy] = unquote(rest)
         return params
 
     def rank(self) -> tuple:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 import orjson
 
+from corral.model.http_event import is_final_status
 from corral.model.invocation import UNHANDLED, InvocationResult, platform_error
 
 # Lambda's documented soft limit on a streamed response (the buffered limit is 6 MB).
@@ -116,7 +117,7 @@ def parse_prelude(data: bytes) -> HttpPrelude:
     status = document.get("statusCode", 200)
     if isinstance(status, str) and status.isdigit():
         status = int(status)
-    if not isinstance(status, int) or isinstance(status, bool) or not 100 <= status <= 599:
+    if not is_final_status(status):  # the buffered responses' rule: 1xx is no response
         raise PreludeError(f"invalid statusCode in the response prelude: {status!r}")
     headers = document.get("headers") or {}
     cookies = document.get("cookies") or []

@@ -143,3 +143,26 @@ def test_response_stream_urls_invoke_in_streaming_mode():
     triggers.urls = _Urls(url.replace(invoke_mode="BUFFERED"))
     sent = _serve(triggers, scope)
     assert sent[0]["status"] == 200 and sent[1]["body"] == b'"buffered"'
+
+
+def test_fast_path_guard_ignores_the_host_name_case():
+    lam = _Lambda()
+    app = RootApp(lam, None, None, _triggers())  # type: ignore[arg-type]
+    path = "/2015-03-31/functions/f/invocations"
+    upper = [(b"host", URL_ID.upper().encode() + b".LAMBDA-URL.localhost:9000")]
+    assert app.fast_path("POST", path, b"", upper, b"{}", None) is False
+    assert lam.calls == 0
+
+
+def test_body_limit_is_the_invoke_payload_limit_at_the_front_door():
+    from corral.http.server import MAX_BODY_BYTES
+    from corral.model import limits
+
+    app = RootApp(None, None, None, _triggers())  # type: ignore[arg-type]
+    plain = [(b"host", b"127.0.0.1:9000")]
+    url_host = [(b"host", URL_ID.encode() + b".lambda-url.localhost:9000")]
+    six_mb = limits.SYNC_REQUEST_MAX_BYTES
+    assert app.body_limit(f"/url/{URL_ID}/x", plain) == six_mb
+    assert app.body_limit("/anything", url_host) == six_mb
+    assert app.body_limit("/api/items", plain) == six_mb
+    assert app.body_limit("/2015-03-31/functions", plain) == MAX_BODY_BYTES  # CreateFunction

@@ -228,3 +228,15 @@ def test_v1_response_merges_headers():
 def test_v1_requires_status_code(payload):
     with pytest.raises(MalformedResponse):
         response_v1(payload)
+
+
+@pytest.mark.parametrize("status", [299, 420, 499, 599])
+def test_unnamed_final_statuses_pass_through(status):
+    assert response_v2(orjson.dumps({"statusCode": status})).status == status
+    assert response_v1(orjson.dumps({"statusCode": status})).status == status
+
+
+@pytest.mark.parametrize("status", [100, 101, 199, 600])
+def test_interim_and_out_of_range_statuses_are_malformed(status):
+    with pytest.raises(MalformedResponse):
+        response_v2(orjson.dumps({"statusCode": status}))

@@ -58,6 +58,13 @@ def test_longer_greedy_prefix_wins():
     assert _pick(table, "GET", "/other/x")[0] == "ANY /{proxy+}"
 
 
+def test_a_greedy_variable_needs_a_child_resource():
+    table = _table("ANY /items/{proxy+}", "ANY /{all+}")
+    assert _pick(table, "GET", "/items/") == ("ANY /{all+}", {"all": "items/"})
+    assert _pick(table, "GET", "/items/a") == ("ANY /items/{proxy+}", {"proxy": "a"})
+    assert _pick(table, "GET", "/") is None  # the root is no child of /{all+}
+
+
 def test_check_route_canonical_form():
     assert check_route("get /items/{id}", "2.0", 30000) == "GET /items/{id}"
     assert check_route("$default", "1.0", 50) == "$default"

@@ -112,3 +112,11 @@ def test_error_fields_of_buffered_results():
         "Task timed out",
     )
     assert error_fields(InvocationResult(b"plain text", UNHANDLED)) == ("Unhandled", "plain text")
+
+
+@pytest.mark.parametrize("status", [100, 101, 199])
+def test_an_interim_status_is_no_prelude(status):
+    """The buffered responses' rule: a function's response has a final status."""
+    with pytest.raises(PreludeError):
+        PreludeReader().feed(b'{"statusCode": %d}' % status + b"\0" * 8)
+    assert PreludeReader().feed(b'{"statusCode": 599}' + b"\0" * 8) == b""
