@@ -115,7 +115,7 @@ def parse_prelude(data: bytes) -> HttpPrelude:
     if not isinstance(document, dict):
         raise PreludeError("the response prelude must be a JSON object")
     status = document.get("statusCode", 200)
-    if isinstance(status, str) and status.isdigit():
+    if isinstance(status, str) and status.isascii() and status.isdigit():
         status = int(status)
     if not is_final_status(status):  # the buffered responses' rule: 1xx is no response
         raise PreludeError(f"invalid statusCode in the response prelude: {status!r}")

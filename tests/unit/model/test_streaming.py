@@ -90,6 +90,11 @@ def test_bad_preludes_are_refused():
         PreludeReader().feed(b'{"a": 1}\0\0\0x\0\0\0\0')
     with pytest.raises(PreludeError):
         PreludeReader().feed(b" " * (17 * 1024))
+    with pytest.raises(PreludeError):  # a digit to str.isdigit, not to int()
+        PreludeReader().feed('{"statusCode": "\u00b2"}'.encode() + b"\0" * 8)
+    reader = PreludeReader()
+    reader.feed(b'{"statusCode": "201"}' + b"\0" * 8)
+    assert reader.prelude is not None and reader.prelude.status_code == 201
 
 
 def test_error_trailers_become_the_result():
