@@ -19,7 +19,6 @@ from pathlib import Path
 from run import (  # run.py puts the repository root on sys.path
     HOST,
     RESULTS,
-    WRK_SCRIPT,
     CorralProcess,
     RawClient,
     call,
@@ -29,6 +28,7 @@ from run import (  # run.py puts the repository root on sys.path
     machine,
     percentile,
     run_wrk,
+    wrk_script,
 )
 
 HANDLER = (
@@ -40,7 +40,7 @@ LATENCY_N = 60
 LATENCY_GAP_S = 0.02
 THROUGHPUT_S = 5
 # run.py's script (POST, result line), plus the header that makes it an Event invoke
-WRK_EVENT = 'wrk.headers["X-Amz-Invocation-Type"] = "Event"\n' + WRK_SCRIPT % '{"id": "wrk"}'
+WRK_EVENT = wrk_script('{"id": "wrk"}', headers={"X-Amz-Invocation-Type": "Event"})
 
 
 class Collector:

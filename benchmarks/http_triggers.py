@@ -40,6 +40,7 @@ from run import (  # run.py puts the repository root on sys.path
     machine,
     run_wrk,
     summary_ms,
+    wrk_script,
 )
 
 HANDLER = "def handler(event, context):\n    return {'ok': True}\n"
@@ -47,19 +48,6 @@ EVENT = b'{"bench": true}'
 SAMPLES = int(os.environ.get("BENCH_HTTP_N", "5000"))
 THROUGHPUT_S = int(os.environ.get("BENCH_DURATION_S", "8"))
 CONCURRENCY = (1, 16)
-WRK = """
-wrk.method = "%(method)s"
-wrk.body = '%(body)s'
-wrk.headers["Content-Type"] = "application/json"
-%(host)s
-done = function(summary, latency, requests)
-  local e = summary.errors
-  io.write(string.format(
-    'BENCH_WRK {"requests":%%d,"duration_us":%%d,"connect":%%d,"read":%%d,"write":%%d,' ..
-    '"status":%%d,"timeout":%%d}\\n', summary.requests, summary.duration, e.connect, e.read,
-    e.write, e.status, e.timeout))
-end
-"""
 
 
 class Target:
@@ -116,9 +104,8 @@ def measure_cpu(server_pid: int, port: int, target: Target, n: int = 2000) -> di
 
 def measure_throughput(wrk: str, workdir: Path, port: int, target: Target) -> dict:
     script = workdir / f"{target.label}.lua"
-    host = f'wrk.headers["Host"] = "{target.host}"'
     body = target.body.decode()
-    script.write_text(WRK % {"method": target.method, "body": body, "host": host})
+    script.write_text(wrk_script(body, target.method, {"Host": target.host}))
     url = f"http://{HOST}:{port}{target.path}"
     runs = {}
     for conns in CONCURRENCY:

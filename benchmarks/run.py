@@ -33,7 +33,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.support import CorralProcess, make_zip  # noqa: E402
+from tests.support import CorralProcess, children_by_parent, make_zip  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 HOST = "127.0.0.1"
@@ -246,18 +246,26 @@ def concurrent_warmup(port: int, path: str, conns: int, rounds: int = 3) -> int:
     return len(failures)
 
 
-WRK_SCRIPT = """
-wrk.method = "POST"
-wrk.body = '%s'
-wrk.headers["Content-Type"] = "application/json"
-done = function(summary, latency, requests)
+_WRK_DONE = """done = function(summary, latency, requests)
   local e = summary.errors
   io.write(string.format(
-    'BENCH_WRK {"requests":%%d,"duration_us":%%d,"connect":%%d,"read":%%d,"write":%%d,' ..
-    '"status":%%d,"timeout":%%d}\\n', summary.requests, summary.duration, e.connect, e.read,
+    'BENCH_WRK {"requests":%d,"duration_us":%d,"connect":%d,"read":%d,"write":%d,' ..
+    '"status":%d,"timeout":%d}\\n', summary.requests, summary.duration, e.connect, e.read,
     e.write, e.status, e.timeout))
 end
 """
+
+
+def wrk_script(body: str, method: str = "POST", headers: dict[str, str] | None = None) -> str:
+    """A wrk script sending one request over and over and ending with the BENCH_WRK line
+    that run_wrk reads."""
+    lines = [
+        f'wrk.method = "{method}"',
+        f"wrk.body = '{body}'",
+        'wrk.headers["Content-Type"] = "application/json"',
+        *(f'wrk.headers["{name}"] = "{value}"' for name, value in (headers or {}).items()),
+    ]
+    return "\n".join(lines) + "\n" + _WRK_DONE
 
 
 def run_wrk(wrk: str, script: Path, url: str, conns: int, seconds: int) -> dict:
@@ -288,7 +296,7 @@ def measure_throughput(server: CorralProcess, port: int, path: str, workdir: Pat
     if not wrk:
         raise RuntimeError("wrk is not installed (apt-get install wrk)")
     script = workdir / "invoke.lua"
-    script.write_text(WRK_SCRIPT % EVENT.decode())
+    script.write_text(wrk_script(EVENT.decode()))
     url = f"http://{HOST}:{port}{path}"
     probe = RawClient(port)
     runs: dict[str, dict] = {}
@@ -428,22 +436,9 @@ class CpuMeter:
 # --------------------------------------------------------------------------- memory
 
 
-def _children_by_parent() -> dict[int, list[int]]:
-    """One pass over /proc: parent pid -> its children."""
-    kids: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                stat = Path(f"/proc/{entry}/stat").read_text()
-            except OSError:
-                continue
-            kids.setdefault(int(stat[stat.rfind(")") + 2 :].split()[1]), []).append(int(entry))
-    return kids
-
-
 def environment_trees(server_pid: int) -> list[list[int]]:
     """Each child of the server (an environment) with all its descendants."""
-    kids = _children_by_parent()
+    kids = children_by_parent()
     trees = []
     for child in kids.get(server_pid, []):
         pids, todo = [], [child]

@@ -119,8 +119,8 @@ def wait_until(predicate: Callable[[], object], timeout_s: float = 10, what: str
         delay = min(delay * 2, 0.1)
 
 
-def descendants(pid: int) -> set[int]:
-    """Every live or zombie descendant of `pid`, from /proc."""
+def children_by_parent() -> dict[int, list[int]]:
+    """One pass over /proc: parent pid -> its children (live or zombie)."""
     parents: dict[int, list[int]] = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit():
@@ -129,6 +129,12 @@ def descendants(pid: int) -> set[int]:
             except OSError:
                 continue
             parents.setdefault(int(stat.rsplit(")", 1)[1].split()[1]), []).append(int(entry))
+    return parents
+
+
+def descendants(pid: int) -> set[int]:
+    """Every live or zombie descendant of `pid`, from /proc."""
+    parents = children_by_parent()
     found, todo = set(), [pid]
     while todo:
         for child in parents.get(todo.pop(), []):

@@ -11,8 +11,6 @@ precondition.
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import contextlib
 import dataclasses
 import re
@@ -23,15 +21,14 @@ from pathlib import Path
 import orjson
 from sqlalchemy.exc import IntegrityError
 
+from corral.control.code import ingest_zip, refuse_s3
 from corral.control.layers import LayerService
 from corral.fleet.pool import Fleet
 from corral.fleet.runtimes import RuntimeCatalogue
 from corral.model import limits
 from corral.model.arn import LATEST, Scope
 from corral.model.errors import (
-    CodeStorageExceededException,
     InvalidParameterValueException,
-    InvalidRequestContentException,
     PreconditionFailedException,
     ResourceConflictException,
     ResourceNotFoundException,
@@ -435,11 +432,7 @@ class FunctionService:
             if value and value != {"SubnetIds": [], "SecurityGroupIds": []}:
                 raise InvalidParameterValueException(f"Corral does not support {what} yet.")
         code = params.get("Code") or params
-        if code.get("S3Bucket") or code.get("S3Key") or code.get("S3ObjectVersion"):
-            raise InvalidParameterValueException(
-                "Corral does not fetch code from S3 (Code.S3Bucket/S3Key): "
-                "send the .zip file as ZipFile."
-            )
+        refuse_s3(code, "Code", "ZipFile")
         if code.get("ImageUri"):
             raise InvalidParameterValueException("Corral runs .zip file archives only.")
 
@@ -506,16 +499,6 @@ class FunctionService:
         return settings
 
     async def _ingest(self, code: dict) -> CodeArtifact:
-        encoded = code.get("ZipFile")
-        if not encoded:
-            raise InvalidParameterValueException("Please provide a source for function code.")
-        try:
-            zip_bytes = base64.b64decode(encoded, validate=True)
-        except (binascii.Error, ValueError, TypeError):
-            raise InvalidRequestContentException(
-                "Could not parse request body into json: ZipFile is not valid base64"
-            ) from None
-        if self.db.total_code_size() + len(zip_bytes) > self.code_storage_limit_bytes:
-            raise CodeStorageExceededException("Code storage limit exceeded.")
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(None, self.code.ingest, zip_bytes)
+        return await ingest_zip(
+            code.get("ZipFile"), "function code", self.code, self.db, self.code_storage_limit_bytes
+        )

@@ -11,18 +11,15 @@ Policies are stored and rendered as Lambda does, not enforced (no authentication
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 
+from corral.control.code import ingest_zip, refuse_s3
 from corral.model import limits
 from corral.model.arn import Scope
 from corral.model.errors import (
-    CodeStorageExceededException,
     InvalidParameterValueException,
-    InvalidRequestContentException,
     PreconditionFailedException,
     ResourceConflictException,
     ResourceNotFoundException,
@@ -80,24 +77,15 @@ class LayerService:
         unsafe or oversized zip), InvalidRequestContentException (bad base64),
         RequestTooLargeException, CodeStorageExceededException."""
         content = params.get("Content") or {}
-        if content.get("S3Bucket") or content.get("S3Key") or content.get("S3ObjectVersion"):
-            raise InvalidParameterValueException(
-                "Corral does not fetch code from S3 (Content.S3Bucket/S3Key): "
-                "send the .zip file as Content.ZipFile."
-            )
-        encoded = content.get("ZipFile")
-        if not encoded:
-            raise InvalidParameterValueException("Please provide a source for layer content.")
-        try:
-            zip_bytes = base64.b64decode(encoded, validate=True)
-        except (binascii.Error, ValueError, TypeError):
-            raise InvalidRequestContentException(
-                "Could not parse request body into json: ZipFile is not valid base64"
-            ) from None
-        if self.db.total_code_size() + len(zip_bytes) > self.code_storage_limit_bytes:
-            raise CodeStorageExceededException("Code storage limit exceeded.")
+        refuse_s3(content, "Content", "Content.ZipFile")
+        artifact = await ingest_zip(
+            content.get("ZipFile"),
+            "layer content",
+            self.code,
+            self.db,
+            self.code_storage_limit_bytes,
+        )
         loop = asyncio.get_running_loop()
-        artifact = await loop.run_in_executor(None, self.code.ingest, zip_bytes)
         unzipped = await loop.run_in_executor(None, self.code.unpacked_size, artifact.hexdigest)
         version = LayerVersion(
             name=name,

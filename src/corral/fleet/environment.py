@@ -348,6 +348,7 @@ class Environment:
             init_ms = self._init_duration_ms
             self._report_init = True
         used_mb = self._max_memory_used_mb(duration_ms)
+        billed = billed_ms(duration_ms, init_ms)
         if self._json_logs:
             at = iso_ms(now_ms())
             done = status or "success"
@@ -359,7 +360,7 @@ class Environment:
                         at,
                         inv.request_id,
                         duration_ms,
-                        billed_ms(duration_ms, init_ms),
+                        billed,
                         self.config.memory_mb,
                         used_mb,
                         init_ms,
@@ -372,7 +373,7 @@ class Environment:
                 + report.report_line(
                     inv.request_id,
                     duration_ms,
-                    billed_ms(duration_ms, init_ms),
+                    billed,
                     self.config.memory_mb,
                     used_mb,
                     init_ms,

@@ -168,7 +168,7 @@ class CodeStore:
             try:
                 _unpack(archive, plan, work)
                 self._write_blob(artifact.hexdigest, zip_bytes)
-                self._install(work, self.unpacked_path(artifact.hexdigest))
+                install_tree(work, self.unpacked_path(artifact.hexdigest))
             except BaseException:
                 shutil.rmtree(work, ignore_errors=True)
                 raise
@@ -221,16 +221,6 @@ class CodeStore:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(temporary)
             raise
-
-    def _install(self, work: Path, destination: Path) -> None:
-        os.chmod(work, 0o755)
-        try:
-            os.rename(work, destination)
-        except OSError as exc:
-            if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY):
-                raise
-            # A concurrent ingest of the same bytes got there first; its tree is identical.
-            shutil.rmtree(work)
 
 
 def resolves_inside(root: str, path: str) -> bool:
@@ -470,3 +460,15 @@ def _check_links_resolve_inside(base: str, links: list[_Entry]) -> None:
                 entry.info.filename,
                 f"is a symlink resolving outside the package ({os.fsdecode(entry.target)!r})",
             )
+
+
+def install_tree(work: Path, destination: Path) -> None:
+    """Move a finished tree into place (readable by the sandbox's uid). A tree built
+    concurrently from the same content got there first: it is identical, keep it."""
+    os.chmod(work, 0o755)
+    try:
+        os.rename(work, destination)
+    except OSError as exc:
+        if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY):
+            raise
+        shutil.rmtree(work)

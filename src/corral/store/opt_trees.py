@@ -14,7 +14,6 @@ another). A tree is built in `tmp/` and renamed into place, so it is never seen 
 
 from __future__ import annotations
 
-import errno
 import os
 import shutil
 import stat
@@ -24,7 +23,7 @@ from pathlib import Path
 
 from corral.model.errors import InvalidParameterValueException
 from corral.model.layers import FunctionLayer, tree_key
-from corral.store.blobs import CodeStore, resolves_inside
+from corral.store.blobs import CodeStore, install_tree, resolves_inside
 
 
 class OptTrees:
@@ -63,13 +62,7 @@ class OptTrees:
             for layer in layers:
                 _overlay(self.code.unpacked_path(layer.code_hexdigest), work)
             _check_links(work)
-            os.chmod(work, 0o755)
-            try:
-                os.rename(work, destination)
-            except OSError as exc:
-                if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY):
-                    raise
-                shutil.rmtree(work)  # built concurrently; identical
+            install_tree(work, destination)
         except BaseException:
             shutil.rmtree(work, ignore_errors=True)
             raise
