@@ -282,6 +282,14 @@ exports.handler = async (event) => {
     response, body = _invoke(lam, name, {})
     assert "FunctionError" not in response, body
     assert body == {"calls": 1}
+    # The same through InvokeWithResponseStream, right after the runtime reported it:
+    # whether or not the exit is seen before the environment is handed out again, the
+    # invocation runs (on a fresh environment) and its stream completes.
+    response, body = _invoke(lam, name, {"reject": True})
+    assert body["errorType"] == "Runtime.UnhandledPromiseRejection"
+    events = list(lam.invoke_with_response_stream(FunctionName=name, Payload=b"{}")["EventStream"])
+    assert events[0]["PayloadChunk"]["Payload"] == b'{"calls":1}'
+    assert events[-1] == {"InvokeComplete": {}}
 
 
 @pytest.mark.parametrize(

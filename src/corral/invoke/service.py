@@ -10,13 +10,15 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
 from corral.control.aliases import AliasService
 from corral.control.functions import FunctionService
-from corral.fleet.environment import RuntimeGone
-from corral.fleet.pool import Fleet
+from corral.fleet.environment import Environment, RuntimeGone
+from corral.fleet.pool import Fleet, Pool
+from corral.fleet.response_stream import ResponseSink
 from corral.invoke.streaming import InvokeStream
 from corral.model import limits
 from corral.model.arn import Scope
@@ -160,16 +162,6 @@ class InvokeService:
         self._enter(config.name)
         outcome: asyncio.Future[InvokeOutcome] = asyncio.get_running_loop().create_future()
 
-        def done(future: asyncio.Future[InvocationResult]) -> None:
-            pool.release(env)
-            if isinstance(future.exception(), RuntimeGone):  # never ran: on a new one
-                retry = asyncio.ensure_future(self._run(config, inv))
-                _RETRIES.add(retry)
-                retry.add_done_callback(_RETRIES.discard)
-                retry.add_done_callback(finish)
-                return
-            finish(future)
-
         def finish(future: asyncio.Future[InvocationResult]) -> None:
             self._leave(config.name)
             if future.exception() is not None:
@@ -180,8 +172,33 @@ class InvokeService:
                 observer.completed(config, SYNC, inv.request_id, result)
             outcome.set_result(InvokeOutcome(200, config.version, inv.request_id, result))
 
-        env.invoke(inv).add_done_callback(done)
+        self._run_on(env, pool, config, inv, None, finish)
         return outcome
+
+    def _run_on(
+        self,
+        env: Environment,
+        pool: Pool,
+        config: FunctionConfig,
+        inv: Invocation,
+        sink: ResponseSink | None,
+        finish: Callable[[asyncio.Future[InvocationResult]], None],
+    ) -> None:
+        """Run `inv` on the environment taken from `pool`, and `finish` with its result. A
+        warm runtime that exited before taking it (RuntimeGone) never ran it: it runs on a
+        new environment then, as in Lambda."""
+
+        def done(future: asyncio.Future[InvocationResult]) -> None:
+            pool.release(env)
+            if isinstance(future.exception(), RuntimeGone):
+                retry = asyncio.ensure_future(self._run(config, inv, sink))
+                _RETRIES.add(retry)
+                retry.add_done_callback(_RETRIES.discard)
+                retry.add_done_callback(finish)
+                return
+            finish(future)
+
+        env.invoke(inv, sink).add_done_callback(done)
 
     def invocation(self, config: FunctionConfig, request: InvokeRequest) -> Invocation:
         trace, caller_span_id = invocation_trace(request.trace_header)
@@ -261,30 +278,31 @@ class InvokeService:
                 observer.completed(config, SYNC, inv.request_id, result)
             return stream
 
-        def done(future: asyncio.Future[InvocationResult]) -> None:
+        def finish(future: asyncio.Future[InvocationResult]) -> None:
             self._leave(config.name)
-            pool.release(env)
             result = future.result()
             stream.finish(result)
             for observer in self.observers:
                 observer.completed(config, SYNC, inv.request_id, result)
 
-        env.invoke(inv, stream).add_done_callback(done)
+        self._run_on(env, pool, config, inv, stream, finish)
         return stream
 
-    async def _run(self, config: FunctionConfig, inv: Invocation) -> InvocationResult:
+    async def _run(
+        self, config: FunctionConfig, inv: Invocation, sink: ResponseSink | None = None
+    ) -> InvocationResult:
         pool = self.fleet.pool_for(config, self.functions.code_dir)
         try:
             env = await pool.acquire()
         except OSError as exc:
             return _start_failed(inv, exc)
         try:
-            return await env.invoke(inv)
+            return await env.invoke(inv, sink)
         except RuntimeGone:
             pass
         finally:
             pool.release(env)
-        return await self._run(config, inv)  # on a new environment: the warm one is gone
+        return await self._run(config, inv, sink)  # on a new environment: the warm one is gone
 
     async def run_queued(self, config: FunctionConfig, inv: Invocation) -> InvocationResult:
         """One attempt of a queued (Event) invocation, under the same concurrency rules as
